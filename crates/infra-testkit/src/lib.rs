@@ -1,0 +1,160 @@
+//! Test support shared by the infra-ops crates.
+//!
+//! Tests that need a real server (Redis, PostgreSQL, Prometheus, Alertmanager, HAProxy, rsyslog) find it
+//! through environment variables that `cargo xtask services up` (and `cargo xtask ci`) set. Under plain
+//! `cargo test` a missing server makes the test skip with a printed reason; with
+//! `INFRA_REQUIRE_SERVICES=1`, which `cargo xtask ci` sets, it fails instead, so CI never passes by skipping.
+//!
+//! ```
+//! use infra_testkit::Service;
+//!
+//! // Skips (returns early) when the harness did not start Redis, fails when it was required.
+//! let Some(url) = infra_testkit::service(Service::Redis) else { return Ok(()) };
+//! assert!(url.starts_with("redis://"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The same code starts servers for the harness and for tests that need an instance of their own (one
+//! they restart, or configure): [`start_redis`], [`start_postgres`], [`ServerProcess`].
+//!
+//! Convention: every test that talks to a real server has a name starting with `interop_`, so that
+//! `cargo xtask ci` runs it in its interop tier, after the servers are up.
+
+mod http;
+mod process;
+mod servers;
+mod wire;
+
+pub use http::{HttpResponse, http_request};
+pub use process::{ServerProcess, free_port, pid_alive, terminate_pid, wait_until};
+pub use servers::{postgres_bin_dir, start_postgres, start_redis};
+pub use wire::{RespValue, postgres_query, redis_command};
+
+use std::path::PathBuf;
+
+/// The environment variable that turns a missing server from a skip into a failure.
+pub const REQUIRE_SERVICES_VAR: &str = "INFRA_REQUIRE_SERVICES";
+
+/// A real server or tool the tests use, and how the harness hands it to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    /// A shared Redis server; the variable holds `redis://127.0.0.1:PORT`.
+    Redis,
+    /// The `redis-server` binary, for tests that run an instance of their own.
+    RedisServer,
+    /// A shared PostgreSQL server; the variable holds `postgres://postgres@127.0.0.1:PORT/postgres`.
+    Postgres,
+    /// The folder holding `postgres` and `initdb`, for tests that run an instance of their own.
+    PostgresBin,
+    /// The `prometheus` server binary (2.42 from Debian); tests start their own instance.
+    Prometheus,
+    /// The `promtool` binary shipped with Prometheus.
+    Promtool,
+    /// The Alertmanager binary (`/usr/bin/prometheus-alertmanager` on Debian).
+    Alertmanager,
+    /// The `amtool` binary shipped with Alertmanager.
+    Amtool,
+    /// The `haproxy` binary.
+    Haproxy,
+    /// The `rsyslogd` binary.
+    Rsyslogd,
+}
+
+impl Service {
+    /// Every service, in the order the harness prepares them.
+    pub const ALL: [Service; 10] = [
+        Service::Redis,
+        Service::RedisServer,
+        Service::Postgres,
+        Service::PostgresBin,
+        Service::Prometheus,
+        Service::Promtool,
+        Service::Alertmanager,
+        Service::Amtool,
+        Service::Haproxy,
+        Service::Rsyslogd,
+    ];
+
+    /// The environment variable through which the harness hands this service to tests.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Service::Redis => "INFRA_TEST_REDIS_URL",
+            Service::RedisServer => "INFRA_TEST_REDIS_SERVER",
+            Service::Postgres => "INFRA_TEST_POSTGRES_URL",
+            Service::PostgresBin => "INFRA_TEST_POSTGRES_BIN",
+            Service::Prometheus => "INFRA_TEST_PROMETHEUS",
+            Service::Promtool => "INFRA_TEST_PROMTOOL",
+            Service::Alertmanager => "INFRA_TEST_ALERTMANAGER",
+            Service::Amtool => "INFRA_TEST_AMTOOL",
+            Service::Haproxy => "INFRA_TEST_HAPROXY",
+            Service::Rsyslogd => "INFRA_TEST_RSYSLOGD",
+        }
+    }
+
+    /// A short human name, used in skip and failure messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Service::Redis => "a running Redis server",
+            Service::RedisServer => "the redis-server binary",
+            Service::Postgres => "a running PostgreSQL server",
+            Service::PostgresBin => "the PostgreSQL server binaries",
+            Service::Prometheus => "the prometheus binary",
+            Service::Promtool => "the promtool binary",
+            Service::Alertmanager => "the Alertmanager binary",
+            Service::Amtool => "the amtool binary",
+            Service::Haproxy => "the haproxy binary",
+            Service::Rsyslogd => "the rsyslogd binary",
+        }
+    }
+}
+
+/// Whether missing services fail tests (`INFRA_REQUIRE_SERVICES=1`) instead of skipping them.
+pub fn services_required() -> bool {
+    std::env::var(REQUIRE_SERVICES_VAR).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// The harness's value for `service`: `Some` when it is available.
+///
+/// When it is not, prints why the calling test skips and returns `None`.
+///
+/// # Panics
+///
+/// Panics (failing the calling test) when the service is missing and [`services_required`] is true: a gate
+/// that requires servers must never pass by skipping the tests that use them.
+pub fn service(service: Service) -> Option<String> {
+    match std::env::var(service.env_var()) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if services_required() => panic!(
+            "{} is required ({}=1) but {} is not set: run the tests through `cargo xtask ci`, \
+             or `cargo xtask services up` and source target/xtask/services.env",
+            service.describe(),
+            REQUIRE_SERVICES_VAR,
+            service.env_var()
+        ),
+        _ => {
+            eprintln!(
+                "skipped: {} not available ({} unset; `cargo xtask services up` provides it)",
+                service.describe(),
+                service.env_var()
+            );
+            None
+        }
+    }
+}
+
+/// Like [`service`], for services that are binaries: the value as a path.
+pub fn service_path(which: Service) -> Option<PathBuf> {
+    service(which).map(PathBuf::from)
+}
+
+/// A fresh temporary directory, removed when dropped.
+///
+/// # Panics
+///
+/// Panics when the system temporary directory is not writable, which no test can recover from.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("infra-test-")
+        .tempdir()
+        .expect("the system temporary directory must be writable for tests")
+}

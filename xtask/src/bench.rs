@@ -1,0 +1,348 @@
+//! `cargo xtask bench [--quick] [CRATE]`: runs the criterion benchmarks of `benches/` and writes
+//! `docs/benchmarks.md`, one section per comparison group with medians, ratios and a chart.
+//!
+//! Naming convention (see `benches/src/lib.rs`): in a group, the function whose id starts with `infra` is
+//! ours and the others are peers; the ratio is a peer's median over ours, so above 1 means we are faster.
+//! Groups without one of ours (the floors) list medians only.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+
+use crate::chart;
+
+/// Criterion settings for `--quick`: long enough for a stable median on quiet code, short enough for CI.
+const QUICK_ARGS: &[&str] = &[
+    "--warm-up-time",
+    "0.5",
+    "--measurement-time",
+    "1",
+    "--sample-size",
+    "10",
+];
+
+/// One measured function, from criterion's `benchmark.json` and `estimates.json`.
+#[derive(Debug, Clone)]
+struct Measurement {
+    function: String,
+    median_ns: f64,
+    measured: SystemTime,
+}
+
+pub(crate) fn run(args: &[&str]) -> Result<()> {
+    let mut quick = false;
+    let mut only = None;
+    for arg in args {
+        match *arg {
+            "--quick" => quick = true,
+            flag if flag.starts_with('-') => {
+                bail!("unknown flag {flag}; usage: cargo xtask bench [--quick] [CRATE]")
+            }
+            name if only.is_none() => only = Some(name.trim_start_matches("infra-").to_owned()),
+            extra => bail!("one CRATE at most, got a second: {extra}"),
+        }
+    }
+    if let Some(name) = &only {
+        let file = crate::workspace_root()
+            .join("benches/benches")
+            .join(format!("{name}.rs"));
+        if !file.exists() {
+            bail!(
+                "no benchmark file {}; the names are those of benches/benches/*.rs",
+                file.display()
+            );
+        }
+    }
+
+    let started = SystemTime::now();
+    let mut command = crate::cargo();
+    command.args(["bench", "--package", "infra-benches"]);
+    if let Some(name) = &only {
+        command.args(["--bench", name]);
+    }
+    command.arg("--");
+    if quick {
+        command.args(QUICK_ARGS);
+    }
+    let status = command.status().context("running cargo bench")?;
+    if !status.success() {
+        bail!("cargo bench failed: {status}");
+    }
+
+    let groups = collect(&crate::target_dir().join("criterion"))?;
+    let invocation = format!(
+        "cargo xtask bench{}{}",
+        if quick { " --quick" } else { "" },
+        only.as_deref().map(|n| format!(" {n}")).unwrap_or_default()
+    );
+    let docs = crate::workspace_root().join("docs");
+    write_report(&docs, &groups, started, &invocation)?;
+    println!("wrote {}", docs.join("benchmarks.md").display());
+    Ok(())
+}
+
+/// Reads every `new/benchmark.json` + `new/estimates.json` pair under criterion's output folder.
+fn collect(root: &Path) -> Result<BTreeMap<String, Vec<Measurement>>> {
+    let mut groups: BTreeMap<String, Vec<Measurement>> = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "benchmark.json")
+                && path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "new")
+            {
+                let (group, measurement) = read_measurement(&path)?;
+                groups.entry(group).or_default().push(measurement);
+            }
+        }
+    }
+    for measurements in groups.values_mut() {
+        measurements.sort_by(|a, b| a.function.cmp(&b.function));
+    }
+    Ok(groups)
+}
+
+fn read_measurement(benchmark_json: &Path) -> Result<(String, Measurement)> {
+    let read_json = |path: &Path| -> Result<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    };
+    let benchmark = read_json(benchmark_json)?;
+    let estimates_path = benchmark_json.with_file_name("estimates.json");
+    let estimates = read_json(&estimates_path)?;
+    let group = benchmark["group_id"]
+        .as_str()
+        .context("benchmark.json without group_id")?
+        .to_owned();
+    let mut function = benchmark["function_id"].as_str().unwrap_or("").to_owned();
+    if let Some(value) = benchmark["value_str"].as_str() {
+        function = if function.is_empty() {
+            value.to_owned()
+        } else {
+            format!("{function}/{value}")
+        };
+    }
+    let median_ns = estimates["median"]["point_estimate"]
+        .as_f64()
+        .context("estimates.json without a median")?;
+    let measured = std::fs::metadata(&estimates_path)?.modified()?;
+    Ok((
+        group,
+        Measurement {
+            function,
+            median_ns,
+            measured,
+        },
+    ))
+}
+
+fn is_ours(function: &str) -> bool {
+    function.starts_with("infra")
+}
+
+/// Groups a function id like `infra/10` or `moka/10` by its parameter (`10`), so ratios compare like
+/// with like; ids without a parameter share the empty one.
+fn parameter(function: &str) -> &str {
+    function.split_once('/').map_or("", |(_, p)| p)
+}
+
+pub(crate) fn format_duration(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.2} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else if ns < 1_000_000_000.0 {
+        format!("{:.2} ms", ns / 1_000_000.0)
+    } else {
+        format!("{:.2} s", ns / 1_000_000_000.0)
+    }
+}
+
+fn machine_description() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} cores, {model}")
+}
+
+fn utc_date(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date dependency for one line.
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60
+    )
+}
+
+fn write_report(
+    docs: &Path,
+    groups: &BTreeMap<String, Vec<Measurement>>,
+    started: SystemTime,
+    invocation: &str,
+) -> Result<()> {
+    let charts_dir = docs.join("bench-charts");
+    std::fs::create_dir_all(&charts_dir)?;
+    let mut md = String::new();
+    writeln!(md, "# Benchmarks\n")?;
+    writeln!(
+        md,
+        "Written by `{invocation}` on {}.\n",
+        utc_date(SystemTime::now())
+    )?;
+    writeln!(md, "- Machine: {}.", machine_description())?;
+    writeln!(
+        md,
+        "- Reproduce: `{invocation}` (drop `--quick` for full criterion runs; name a file of"
+    )?;
+    writeln!(md, "  `benches/benches/` to run only that one).")?;
+    writeln!(
+        md,
+        "- Figures are criterion's median time per operation. A ratio is a peer's median divided by ours"
+    )?;
+    writeln!(
+        md,
+        "  (`infra*` rows), so above 1.00 we are faster. The machine is small and shared: re-run before"
+    )?;
+    writeln!(
+        md,
+        "  trusting a surprising figure. Groups marked *earlier run* were not measured by this command.\n"
+    )?;
+
+    for (group, measurements) in groups {
+        let fresh = measurements.iter().all(|m| m.measured >= started);
+        writeln!(
+            md,
+            "## {group}{}\n",
+            if fresh { "" } else { " (earlier run)" }
+        )?;
+        let has_ours = measurements.iter().any(|m| is_ours(&m.function));
+        if has_ours {
+            writeln!(
+                md,
+                "| implementation | median | ratio (peer / ours) |\n| --- | ---: | ---: |"
+            )?;
+        } else {
+            writeln!(md, "| measurement | median |\n| --- | ---: |")?;
+        }
+        for m in measurements {
+            if has_ours {
+                let ours = measurements.iter().find(|o| {
+                    is_ours(&o.function) && parameter(&o.function) == parameter(&m.function)
+                });
+                let ratio = match ours {
+                    _ if is_ours(&m.function) => "ours".to_owned(),
+                    Some(o) => format!("{:.2}", m.median_ns / o.median_ns),
+                    None => "–".to_owned(),
+                };
+                writeln!(
+                    md,
+                    "| {} | {} | {ratio} |",
+                    m.function,
+                    format_duration(m.median_ns)
+                )?;
+            } else {
+                writeln!(md, "| {} | {} |", m.function, format_duration(m.median_ns))?;
+            }
+        }
+        let file_name = format!("{}.svg", group.replace(['/', ' '], "_"));
+        let bars: Vec<chart::Bar> = measurements
+            .iter()
+            .map(|m| chart::Bar {
+                label: m.function.clone(),
+                value_ns: m.median_ns,
+                ours: is_ours(&m.function),
+            })
+            .collect();
+        std::fs::write(charts_dir.join(&file_name), chart::render(group, &bars))?;
+        writeln!(md, "\n![{group}](bench-charts/{file_name})\n")?;
+    }
+    std::fs::write(docs.join("benchmarks.md"), md)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_dates_and_durations() {
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_083_200); // 2026-12-01
+        assert_eq!(utc_date(time), "2026-12-01 00:00 UTC");
+        assert_eq!(utc_date(SystemTime::UNIX_EPOCH), "1970-01-01 00:00 UTC");
+        assert_eq!(format_duration(12.345), "12.35 ns");
+        assert_eq!(format_duration(1_500.0), "1.50 µs");
+        assert_eq!(format_duration(2_500_000.0), "2.50 ms");
+    }
+
+    #[test]
+    fn pairs_peers_with_ours_by_parameter() {
+        assert!(is_ours("infra"));
+        assert!(is_ours("infra-cache/2"));
+        assert!(!is_ours("moka/2"));
+        assert_eq!(parameter("moka/2"), "2");
+        assert_eq!(parameter("moka"), "");
+    }
+
+    #[test]
+    fn collects_criterion_output() {
+        let dir = tempfile::tempdir().unwrap();
+        for (function, median) in [("infra", 10.0), ("peer", 25.0)] {
+            let new = dir.path().join("grp").join(function).join("new");
+            std::fs::create_dir_all(&new).unwrap();
+            std::fs::write(
+                new.join("benchmark.json"),
+                format!(r#"{{"group_id":"grp","function_id":"{function}","value_str":null}}"#),
+            )
+            .unwrap();
+            std::fs::write(
+                new.join("estimates.json"),
+                format!(r#"{{"median":{{"point_estimate":{median}}}}}"#),
+            )
+            .unwrap();
+        }
+        let groups = collect(dir.path()).unwrap();
+        let grp = &groups["grp"];
+        assert_eq!(grp.len(), 2);
+        assert_eq!(grp[0].function, "infra");
+        assert_eq!(grp[1].median_ns, 25.0);
+
+        let docs = dir.path().join("docs");
+        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench").unwrap();
+        let md = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
+        assert!(md.contains("| peer | 25.00 ns | 2.50 |"), "{md}");
+        assert!(docs.join("bench-charts/grp.svg").exists());
+    }
+}
