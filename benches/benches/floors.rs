@@ -12,9 +12,7 @@ fn floors(c: &mut Criterion) {
     let mut group = c.benchmark_group("floor");
 
     let counter = AtomicU64::new(0);
-    group.bench_function("atomic_fetch_add", |b| {
-        b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed))
-    });
+    group.bench_function("atomic_fetch_add", |b| b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed)));
 
     // Two threads adding to one cache line: the cost of sharing that per-core sharding avoids.
     let shared = AtomicU64::new(0);
@@ -34,8 +32,7 @@ fn floors(c: &mut Criterion) {
     let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
     group.bench_function("crossbeam_bounded_send_recv", |b| {
         b.iter(|| {
-            tx.send(black_box(7))
-                .expect("the receiver lives as long as the bench");
+            tx.send(black_box(7)).expect("the receiver lives as long as the bench");
             rx.recv().expect("a value was just sent")
         })
     });
@@ -48,17 +45,14 @@ fn floors(c: &mut Criterion) {
     group.bench_function("dashmap_read_hit", |b| {
         b.iter(|| {
             key = (key + 1) & 1023;
-            *map.get(black_box(&key))
-                .expect("every key below 1024 was inserted")
+            *map.get(black_box(&key)).expect("every key below 1024 was inserted")
         })
     });
 
     let mutex = Mutex::new(0u64);
     group.bench_function("mutex_lock_unlock", |b| {
         b.iter(|| {
-            let mut guard = black_box(&mutex)
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = black_box(&mutex).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             *guard += 1;
         })
     });

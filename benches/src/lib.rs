@@ -21,11 +21,7 @@ where
         for t in 0..threads {
             let op = &op;
             let start_line = &start_line;
-            let count = if t == 0 {
-                iters - per_thread * (threads as u64 - 1)
-            } else {
-                per_thread
-            };
+            let count = if t == 0 { iters - per_thread * (threads as u64 - 1) } else { per_thread };
             scope.spawn(move || {
                 start_line.wait();
                 for i in 0..count {

@@ -15,14 +15,7 @@ use anyhow::{Context, Result, bail};
 use crate::chart;
 
 /// Criterion settings for `--quick`: long enough for a stable median on quiet code, short enough for CI.
-const QUICK_ARGS: &[&str] = &[
-    "--warm-up-time",
-    "0.5",
-    "--measurement-time",
-    "1",
-    "--sample-size",
-    "10",
-];
+const QUICK_ARGS: &[&str] = &["--warm-up-time", "0.5", "--measurement-time", "1", "--sample-size", "10"];
 
 /// One measured function, from criterion's `benchmark.json` and `estimates.json`.
 #[derive(Debug, Clone)]
@@ -46,14 +39,9 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         }
     }
     if let Some(name) = &only {
-        let file = crate::workspace_root()
-            .join("benches/benches")
-            .join(format!("{name}.rs"));
+        let file = crate::workspace_root().join("benches/benches").join(format!("{name}.rs"));
         if !file.exists() {
-            bail!(
-                "no benchmark file {}; the names are those of benches/benches/*.rs",
-                file.display()
-            );
+            bail!("no benchmark file {}; the names are those of benches/benches/*.rs", file.display());
         }
     }
 
@@ -97,10 +85,7 @@ fn collect(root: &Path) -> Result<BTreeMap<String, Vec<Measurement>>> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.file_name().is_some_and(|n| n == "benchmark.json")
-                && path
-                    .parent()
-                    .and_then(Path::file_name)
-                    .is_some_and(|n| n == "new")
+                && path.parent().and_then(Path::file_name).is_some_and(|n| n == "new")
             {
                 let (group, measurement) = read_measurement(&path)?;
                 groups.entry(group).or_default().push(measurement);
@@ -115,37 +100,20 @@ fn collect(root: &Path) -> Result<BTreeMap<String, Vec<Measurement>>> {
 
 fn read_measurement(benchmark_json: &Path) -> Result<(String, Measurement)> {
     let read_json = |path: &Path| -> Result<serde_json::Value> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     };
     let benchmark = read_json(benchmark_json)?;
     let estimates_path = benchmark_json.with_file_name("estimates.json");
     let estimates = read_json(&estimates_path)?;
-    let group = benchmark["group_id"]
-        .as_str()
-        .context("benchmark.json without group_id")?
-        .to_owned();
+    let group = benchmark["group_id"].as_str().context("benchmark.json without group_id")?.to_owned();
     let mut function = benchmark["function_id"].as_str().unwrap_or("").to_owned();
     if let Some(value) = benchmark["value_str"].as_str() {
-        function = if function.is_empty() {
-            value.to_owned()
-        } else {
-            format!("{function}/{value}")
-        };
+        function = if function.is_empty() { value.to_owned() } else { format!("{function}/{value}") };
     }
-    let median_ns = estimates["median"]["point_estimate"]
-        .as_f64()
-        .context("estimates.json without a median")?;
+    let median_ns = estimates["median"]["point_estimate"].as_f64().context("estimates.json without a median")?;
     let measured = std::fs::metadata(&estimates_path)?.modified()?;
-    Ok((
-        group,
-        Measurement {
-            function,
-            median_ns,
-            measured,
-        },
-    ))
+    Ok((group, Measurement { function, median_ns, measured }))
 }
 
 fn is_ours(function: &str) -> bool {
@@ -174,20 +142,14 @@ fn machine_description() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .and_then(|r| r.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     format!("{cores} cores, {model}")
 }
 
 fn utc_date(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     // Civil-from-days (Howard Hinnant's algorithm), to avoid a date dependency for one line.
     let days = (secs / 86_400) as i64;
     let z = days + 719_468;
@@ -200,11 +162,7 @@ fn utc_date(time: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60
-    )
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem / 60 % 60)
 }
 
 fn write_report(
@@ -217,62 +175,34 @@ fn write_report(
     std::fs::create_dir_all(&charts_dir)?;
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
-    writeln!(
-        md,
-        "Written by `{invocation}` on {}.\n",
-        utc_date(SystemTime::now())
-    )?;
+    writeln!(md, "Written by `{invocation}` on {}.\n", utc_date(SystemTime::now()))?;
     writeln!(md, "- Machine: {}.", machine_description())?;
-    writeln!(
-        md,
-        "- Reproduce: `{invocation}` (drop `--quick` for full criterion runs; name a file of"
-    )?;
+    writeln!(md, "- Reproduce: `{invocation}` (drop `--quick` for full criterion runs; name a file of")?;
     writeln!(md, "  `benches/benches/` to run only that one).")?;
-    writeln!(
-        md,
-        "- Figures are criterion's median time per operation. A ratio is a peer's median divided by ours"
-    )?;
-    writeln!(
-        md,
-        "  (`infra*` rows), so above 1.00 we are faster. The machine is small and shared: re-run before"
-    )?;
-    writeln!(
-        md,
-        "  trusting a surprising figure. Groups marked *earlier run* were not measured by this command.\n"
-    )?;
+    writeln!(md, "- Figures are criterion's median time per operation. A ratio is a peer's median divided by ours")?;
+    writeln!(md, "  (`infra*` rows), so above 1.00 we are faster. The machine is small and shared: re-run before")?;
+    writeln!(md, "  trusting a surprising figure. Groups marked *earlier run* were not measured by this command.\n")?;
 
     for (group, measurements) in groups {
         let fresh = measurements.iter().all(|m| m.measured >= started);
-        writeln!(
-            md,
-            "## {group}{}\n",
-            if fresh { "" } else { " (earlier run)" }
-        )?;
+        writeln!(md, "## {group}{}\n", if fresh { "" } else { " (earlier run)" })?;
         let has_ours = measurements.iter().any(|m| is_ours(&m.function));
         if has_ours {
-            writeln!(
-                md,
-                "| implementation | median | ratio (peer / ours) |\n| --- | ---: | ---: |"
-            )?;
+            writeln!(md, "| implementation | median | ratio (peer / ours) |\n| --- | ---: | ---: |")?;
         } else {
             writeln!(md, "| measurement | median |\n| --- | ---: |")?;
         }
         for m in measurements {
             if has_ours {
-                let ours = measurements.iter().find(|o| {
-                    is_ours(&o.function) && parameter(&o.function) == parameter(&m.function)
-                });
+                let ours = measurements
+                    .iter()
+                    .find(|o| is_ours(&o.function) && parameter(&o.function) == parameter(&m.function));
                 let ratio = match ours {
                     _ if is_ours(&m.function) => "ours".to_owned(),
                     Some(o) => format!("{:.2}", m.median_ns / o.median_ns),
                     None => "–".to_owned(),
                 };
-                writeln!(
-                    md,
-                    "| {} | {} | {ratio} |",
-                    m.function,
-                    format_duration(m.median_ns)
-                )?;
+                writeln!(md, "| {} | {} | {ratio} |", m.function, format_duration(m.median_ns))?;
             } else {
                 writeln!(md, "| {} | {} |", m.function, format_duration(m.median_ns))?;
             }
@@ -280,11 +210,7 @@ fn write_report(
         let file_name = format!("{}.svg", group.replace(['/', ' '], "_"));
         let bars: Vec<chart::Bar> = measurements
             .iter()
-            .map(|m| chart::Bar {
-                label: m.function.clone(),
-                value_ns: m.median_ns,
-                ours: is_ours(&m.function),
-            })
+            .map(|m| chart::Bar { label: m.function.clone(), value_ns: m.median_ns, ours: is_ours(&m.function) })
             .collect();
         std::fs::write(charts_dir.join(&file_name), chart::render(group, &bars))?;
         writeln!(md, "\n![{group}](bench-charts/{file_name})\n")?;
@@ -327,11 +253,8 @@ mod tests {
                 format!(r#"{{"group_id":"grp","function_id":"{function}","value_str":null}}"#),
             )
             .unwrap();
-            std::fs::write(
-                new.join("estimates.json"),
-                format!(r#"{{"median":{{"point_estimate":{median}}}}}"#),
-            )
-            .unwrap();
+            std::fs::write(new.join("estimates.json"), format!(r#"{{"median":{{"point_estimate":{median}}}}}"#))
+                .unwrap();
         }
         let groups = collect(dir.path()).unwrap();
         let grp = &groups["grp"];

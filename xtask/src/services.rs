@@ -24,52 +24,22 @@ struct Binary {
 }
 
 const BINARIES: &[Binary] = &[
-    Binary {
-        service: Service::RedisServer,
-        names: &["redis-server"],
-        package: "redis-server",
-    },
-    Binary {
-        service: Service::Prometheus,
-        names: &["prometheus"],
-        package: "prometheus",
-    },
-    Binary {
-        service: Service::Promtool,
-        names: &["promtool"],
-        package: "prometheus",
-    },
+    Binary { service: Service::RedisServer, names: &["redis-server"], package: "redis-server" },
+    Binary { service: Service::Prometheus, names: &["prometheus"], package: "prometheus" },
+    Binary { service: Service::Promtool, names: &["promtool"], package: "prometheus" },
     // Debian names the binary after the package; upstream tarballs call it `alertmanager`.
     Binary {
         service: Service::Alertmanager,
         names: &["prometheus-alertmanager", "alertmanager"],
         package: "prometheus-alertmanager",
     },
-    Binary {
-        service: Service::Amtool,
-        names: &["amtool"],
-        package: "prometheus-alertmanager",
-    },
-    Binary {
-        service: Service::Haproxy,
-        names: &["haproxy"],
-        package: "haproxy",
-    },
-    Binary {
-        service: Service::Rsyslogd,
-        names: &["rsyslogd"],
-        package: "rsyslog",
-    },
+    Binary { service: Service::Amtool, names: &["amtool"], package: "prometheus-alertmanager" },
+    Binary { service: Service::Haproxy, names: &["haproxy"], package: "haproxy" },
+    Binary { service: Service::Rsyslogd, names: &["rsyslogd"], package: "rsyslog" },
 ];
 
 /// Debian installs daemons under sbin, which a non-root `PATH` often lacks.
-const EXTRA_BIN_DIRS: &[&str] = &[
-    "/usr/sbin",
-    "/sbin",
-    "/usr/bin",
-    "/usr/local/bin",
-    "/usr/local/sbin",
-];
+const EXTRA_BIN_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"];
 
 const STATE_FILE: &str = "services.env";
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -88,18 +58,10 @@ fn state_path() -> PathBuf {
 }
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
-    let path_dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let dirs = path_dirs
-        .into_iter()
-        .chain(EXTRA_BIN_DIRS.iter().map(PathBuf::from));
+    let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    let dirs = path_dirs.into_iter().chain(EXTRA_BIN_DIRS.iter().map(PathBuf::from));
     let dirs: Vec<PathBuf> = dirs.collect();
-    names.iter().find_map(|name| {
-        dirs.iter()
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
+    names.iter().find_map(|name| dirs.iter().map(|dir| dir.join(name)).find(|candidate| candidate.is_file()))
 }
 
 /// Finds every binary; returns them and the Debian packages that would bring the missing ones.
@@ -125,19 +87,13 @@ fn locate() -> (BTreeMap<Service, PathBuf>, Vec<&'static str>) {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 /// Installs `packages` with apt-get when we are root on a Debian-like system; otherwise says exactly
 /// what to run.
 fn install(packages: &[&str]) -> Result<()> {
-    let command_line = format!(
-        "apt-get install -y --no-install-recommends {}",
-        packages.join(" ")
-    );
+    let command_line = format!("apt-get install -y --no-install-recommends {}", packages.join(" "));
     if !Path::new("/usr/bin/apt-get").exists() {
         bail!(
             "missing test servers ({}) and no apt-get here: install their equivalents with your package manager",
@@ -145,9 +101,7 @@ fn install(packages: &[&str]) -> Result<()> {
         );
     }
     if !is_root() {
-        bail!(
-            "missing test servers; install them with:\n    sudo apt-get update && sudo {command_line}"
-        );
+        bail!("missing test servers; install them with:\n    sudo apt-get update && sudo {command_line}");
     }
     println!("services: installing {} (apt-get)", packages.join(" "));
     // Debian starts daemons from their postinst scripts; a policy-rc.d that answers 101 ("action not
@@ -168,16 +122,11 @@ fn install(packages: &[&str]) -> Result<()> {
     if placed_policy {
         let _ = std::fs::remove_file(policy);
     }
-    result.with_context(|| {
-        format!("installing the test servers failed; the command was:\n    {command_line}")
-    })
+    result.with_context(|| format!("installing the test servers failed; the command was:\n    {command_line}"))
 }
 
 fn run_apt(args: &[&str]) -> Result<()> {
-    let output = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()?;
+    let output = Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").output()?;
     if !output.status.success() {
         bail!(
             "apt-get {} failed ({}):\n{}{}",
@@ -201,19 +150,14 @@ pub(crate) fn up() -> Result<RunningServices> {
         install(&missing)?;
         let (again, still_missing) = locate();
         if !still_missing.is_empty() {
-            bail!(
-                "after installing, these packages' binaries are still missing: {}",
-                still_missing.join(", ")
-            );
+            bail!("after installing, these packages' binaries are still missing: {}", still_missing.join(", "));
         }
         found = again;
     }
 
     let mut running = RunningServices::default();
     for (service, path) in &found {
-        running
-            .env
-            .insert(service.env_var().to_owned(), path.display().to_string());
+        running.env.insert(service.env_var().to_owned(), path.display().to_string());
     }
     let started = start_shared(&found, &mut running);
     if let Err(err) = started {
@@ -225,37 +169,25 @@ pub(crate) fn up() -> Result<RunningServices> {
 }
 
 fn start_shared(found: &BTreeMap<Service, PathBuf>, running: &mut RunningServices) -> Result<()> {
-    let base = tempfile::Builder::new()
-        .prefix("infra-services-")
-        .tempdir()?
-        .keep();
+    let base = tempfile::Builder::new().prefix("infra-services-").tempdir()?.keep();
     running.dirs.push(base.clone());
 
     let redis_dir = base.join("redis");
     std::fs::create_dir_all(&redis_dir)?;
-    let (redis, redis_addr) =
-        infra_testkit::start_redis(&found[&Service::RedisServer], &redis_dir)?;
+    let (redis, redis_addr) = infra_testkit::start_redis(&found[&Service::RedisServer], &redis_dir)?;
     running.pids.push(("redis".into(), redis.detach()));
-    running.env.insert(
-        Service::Redis.env_var().into(),
-        format!("redis://{redis_addr}"),
-    );
+    running.env.insert(Service::Redis.env_var().into(), format!("redis://{redis_addr}"));
 
     let postgres_dir = base.join("postgres");
     std::fs::create_dir_all(&postgres_dir)?;
-    let (postgres, postgres_addr) =
-        infra_testkit::start_postgres(&found[&Service::PostgresBin], &postgres_dir)?;
+    let (postgres, postgres_addr) = infra_testkit::start_postgres(&found[&Service::PostgresBin], &postgres_dir)?;
     running.pids.push(("postgres".into(), postgres.detach()));
-    running.env.insert(
-        Service::Postgres.env_var().into(),
-        format!("postgres://postgres@{postgres_addr}/postgres"),
-    );
+    running.env.insert(Service::Postgres.env_var().into(), format!("postgres://postgres@{postgres_addr}/postgres"));
     Ok(())
 }
 
 fn write_state(running: &RunningServices) -> Result<()> {
-    let mut text =
-        String::from("# Written by `cargo xtask services up`; `source` it to run tests by hand.\n");
+    let mut text = String::from("# Written by `cargo xtask services up`; `source` it to run tests by hand.\n");
     for (key, value) in &running.env {
         writeln!(text, "export {key}='{value}'")?;
     }
@@ -281,17 +213,11 @@ fn read_state() -> Result<Option<RunningServices>> {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("export ") {
             if let Some((key, value)) = rest.split_once('=') {
-                state
-                    .env
-                    .insert(key.to_owned(), value.trim_matches('\'').to_owned());
+                state.env.insert(key.to_owned(), value.trim_matches('\'').to_owned());
             }
         } else if let Some(rest) = line.strip_prefix("# pid ") {
             if let Some((name, pid)) = rest.split_once(' ') {
-                state.pids.push((
-                    name.to_owned(),
-                    pid.parse()
-                        .with_context(|| format!("bad pid line {line:?}"))?,
-                ));
+                state.pids.push((name.to_owned(), pid.parse().with_context(|| format!("bad pid line {line:?}"))?));
             }
         } else if let Some(dir) = line.strip_prefix("# dir ") {
             state.dirs.push(PathBuf::from(dir));
@@ -322,13 +248,7 @@ pub(crate) fn down() -> Result<()> {
 
 fn addr_of(url: &str) -> Option<SocketAddr> {
     let authority = url.split("://").nth(1)?;
-    authority
-        .rsplit('@')
-        .next()?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
+    authority.rsplit('@').next()?.split('/').next()?.parse().ok()
 }
 
 /// One line per service: whether it answers (servers) or exists (binaries).
@@ -339,19 +259,13 @@ fn probe_all(state: &RunningServices) -> Vec<(Service, Result<String, String>)> 
             let value = state.env.get(service.env_var());
             let outcome = match (service, value) {
                 (_, None) => Err("not provided".to_owned()),
-                (Service::Redis, Some(url)) => {
-                    match addr_of(url).map(|addr| redis_command(addr, &[b"PING"])) {
-                        Some(Ok(RespValue::Simple(pong))) if pong == "PONG" => {
-                            Ok(format!("{url} answers PING"))
-                        }
-                        Some(other) => Err(format!("{url}: {other:?}")),
-                        None => Err(format!("bad URL {url}")),
-                    }
-                }
+                (Service::Redis, Some(url)) => match addr_of(url).map(|addr| redis_command(addr, &[b"PING"])) {
+                    Some(Ok(RespValue::Simple(pong))) if pong == "PONG" => Ok(format!("{url} answers PING")),
+                    Some(other) => Err(format!("{url}: {other:?}")),
+                    None => Err(format!("bad URL {url}")),
+                },
                 (Service::Postgres, Some(url)) => {
-                    match addr_of(url)
-                        .map(|addr| postgres_query(addr, "postgres", "postgres", "SELECT 1"))
-                    {
+                    match addr_of(url).map(|addr| postgres_query(addr, "postgres", "postgres", "SELECT 1")) {
                         Some(Ok(_)) => Ok(format!("{url} answers SELECT 1")),
                         Some(Err(err)) => Err(format!("{url}: {err}")),
                         None => Err(format!("bad URL {url}")),
@@ -407,11 +321,7 @@ fn print_status(state: &RunningServices) -> bool {
         println!("{:<26} {:<6} {detail}", service.env_var(), word);
     }
     for (name, pid) in &state.pids {
-        println!(
-            "{:<26} {:<6} pid {pid}",
-            name,
-            if pid_alive(*pid) { "alive" } else { "GONE" }
-        );
+        println!("{:<26} {:<6} pid {pid}", name, if pid_alive(*pid) { "alive" } else { "GONE" });
     }
     all_ok
 }

@@ -34,13 +34,9 @@ pub fn http_request(
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
 
-    let mut request =
-        format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: infra-testkit\r\n");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: infra-testkit\r\n");
     if let Some((content_type, bytes)) = body {
-        request.push_str(&format!(
-            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-            bytes.len()
-        ));
+        request.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", bytes.len()));
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
@@ -54,34 +50,19 @@ pub fn http_request(
 }
 
 fn parse_response(raw: &[u8]) -> io::Result<HttpResponse> {
-    let invalid = |why: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("not an HTTP response: {why}"),
-        )
-    };
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no end of header"))?;
+    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not an HTTP response: {why}"));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| invalid("no end of header"))?;
     let head = String::from_utf8_lossy(&raw[..split]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| invalid(status_line))?;
+    let status =
+        status_line.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| invalid(status_line))?;
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
         .collect();
     let body = String::from_utf8_lossy(&raw[split + 4..]).into_owned();
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpResponse { status, headers, body })
 }
 
 #[cfg(test)]
@@ -90,14 +71,9 @@ mod tests {
 
     #[test]
     fn parses_status_headers_and_body() {
-        let response =
-            parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope")
-                .unwrap();
+        let response = parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope").unwrap();
         assert_eq!(response.status, 404);
-        assert_eq!(
-            response.headers,
-            vec![("Content-Type".to_owned(), "text/plain".to_owned())]
-        );
+        assert_eq!(response.headers, vec![("Content-Type".to_owned(), "text/plain".to_owned())]);
         assert_eq!(response.body, "nope");
     }
 

@@ -67,22 +67,11 @@ impl ServerProcess {
         use std::os::unix::process::CommandExt;
 
         let log = File::options().create(true).append(true).open(log_path)?;
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0);
+        command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
         let child = command.spawn().map_err(|err| {
-            io::Error::new(
-                err.kind(),
-                format!("cannot start {name} ({:?}): {err}", command.get_program()),
-            )
+            io::Error::new(err.kind(), format!("cannot start {name} ({:?}): {err}", command.get_program()))
         })?;
-        Ok(Self {
-            name: name.to_owned(),
-            child: Some(child),
-            log_path: log_path.to_owned(),
-        })
+        Ok(Self { name: name.to_owned(), child: Some(child), log_path: log_path.to_owned() })
     }
 
     /// The operating-system process id.
@@ -102,9 +91,7 @@ impl ServerProcess {
 
     /// Whether the process has exited, and with what status.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|child| child.try_wait().ok().flatten())
+        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
     }
 
     /// Waits until `probe` succeeds, failing early if the process exits meanwhile.
@@ -123,13 +110,7 @@ impl ServerProcess {
             }
             probe().map_err(|err| err.to_string())
         });
-        result.map_err(|err| {
-            format!(
-                "{} did not become ready: {err}\n--- log ---\n{}",
-                self.name,
-                self.log_tail()
-            )
-        })
+        result.map_err(|err| format!("{} did not become ready: {err}\n--- log ---\n{}", self.name, self.log_tail()))
     }
 
     /// The last few kilobytes of the server's log.
@@ -173,21 +154,10 @@ pub fn terminate_pid(pid: u32, grace: Duration) -> bool {
         return false;
     }
     let signal_group = |signal: &str| {
-        let _ = Command::new("kill")
-            .args([signal, "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").args([signal, "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
     };
     signal_group("-TERM");
-    if wait_until(grace, || {
-        if pid_alive(pid) {
-            Err("still running")
-        } else {
-            Ok(())
-        }
-    })
-    .is_err()
-    {
+    if wait_until(grace, || if pid_alive(pid) { Err("still running") } else { Ok(()) }).is_err() {
         signal_group("-KILL");
     }
     true
@@ -201,10 +171,7 @@ pub fn pid_alive(pid: u32) -> bool {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)
 }
 

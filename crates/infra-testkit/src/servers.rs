@@ -30,18 +30,10 @@ pub fn start_redis(redis_server: &Path, dir: &Path) -> io::Result<(ServerProcess
         let mut command = Command::new(redis_server);
         command
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
             .arg("--dir")
             .arg(dir);
-        let mut process =
-            ServerProcess::spawn("redis", command, &dir.join(format!("redis-{port}.log")))?;
+        let mut process = ServerProcess::spawn("redis", command, &dir.join(format!("redis-{port}.log")))?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         process
             .wait_ready(READY_TIMEOUT, || match redis_command(addr, &[b"PING"]) {
@@ -57,27 +49,16 @@ pub fn start_redis(redis_server: &Path, dir: &Path) -> io::Result<(ServerProcess
 /// Finds the folder holding PostgreSQL's `postgres` and `initdb`: `PATH` first, then the newest
 /// `/usr/lib/postgresql/<version>/bin` (where Debian puts them, off the `PATH`).
 pub fn postgres_bin_dir() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>());
-    if let Some(dir) = on_path
-        .into_iter()
-        .find(|dir| dir.join("postgres").is_file() && dir.join("initdb").is_file())
-    {
+    let on_path =
+        std::env::var_os("PATH").into_iter().flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>());
+    if let Some(dir) = on_path.into_iter().find(|dir| dir.join("postgres").is_file() && dir.join("initdb").is_file()) {
         // Debian links these into /usr/local/bin on some images; resolve to the real folder.
-        return std::fs::canonicalize(dir.join("postgres"))
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf));
+        return std::fs::canonicalize(dir.join("postgres")).ok().and_then(|p| p.parent().map(Path::to_path_buf));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(Result::ok)
-        .filter_map(|entry| {
-            Some((
-                entry.file_name().to_str()?.parse().ok()?,
-                entry.path().join("bin"),
-            ))
-        })
+        .filter_map(|entry| Some((entry.file_name().to_str()?.parse().ok()?, entry.path().join("bin"))))
         .filter(|(_, bin): &(u32, PathBuf)| bin.join("postgres").is_file())
         .collect();
     versions.sort();
@@ -97,11 +78,7 @@ pub fn postgres_bin_dir() -> Option<PathBuf> {
 /// Fails when `initdb` or the server fails, or the server does not answer in time; the message carries the
 /// end of the relevant log.
 pub fn start_postgres(bin_dir: &Path, dir: &Path) -> io::Result<(ServerProcess, SocketAddr)> {
-    let account = if running_as_root() {
-        Some(unprivileged_account()?)
-    } else {
-        None
-    };
+    let account = if running_as_root() { Some(unprivileged_account()?) } else { None };
     let data = dir.join("data");
     let log_path = dir.join("postgres.log");
     if let Some((uid, gid)) = account {
@@ -118,21 +95,10 @@ pub fn start_postgres(bin_dir: &Path, dir: &Path) -> io::Result<(ServerProcess, 
     initdb
         .arg("-D")
         .arg(&data)
-        .args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ])
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
         .env("HOME", dir);
     as_account(&mut initdb);
-    let output = initdb
-        .output()
-        .map_err(|err| io::Error::new(err.kind(), format!("cannot run initdb: {err}")))?;
+    let output = initdb.output().map_err(|err| io::Error::new(err.kind(), format!("cannot run initdb: {err}")))?;
     if !output.status.success() {
         return Err(io::Error::other(format!(
             "initdb failed ({}): {}{}",
@@ -150,25 +116,16 @@ pub fn start_postgres(bin_dir: &Path, dir: &Path) -> io::Result<(ServerProcess, 
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.display()))
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ])
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=300"]);
         as_account(&mut command);
         let mut process = ServerProcess::spawn("postgres", command, &log_path)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         process
-            .wait_ready(READY_TIMEOUT, || {
-                match postgres_query(addr, "postgres", "postgres", "SELECT 1") {
-                    Ok(rows) if rows == [[Some("1".to_owned())]] => Ok(()),
-                    Ok(rows) => Err(format!("unexpected answer to SELECT 1: {rows:?}")),
-                    Err(err) => Err(err.to_string()),
-                }
+            .wait_ready(READY_TIMEOUT, || match postgres_query(addr, "postgres", "postgres", "SELECT 1") {
+                Ok(rows) if rows == [[Some("1".to_owned())]] => Ok(()),
+                Ok(rows) => Err(format!("unexpected answer to SELECT 1: {rows:?}")),
+                Err(err) => Err(err.to_string()),
             })
             .map_err(io::Error::other)?;
         Ok((process, addr))
@@ -185,20 +142,14 @@ fn retry_ports<T>(name: &str, mut start: impl FnMut(u16) -> io::Result<T>) -> io
         }
     }
     let err = last.unwrap_or_else(|| io::Error::other("no attempt made"));
-    Err(io::Error::new(
-        err.kind(),
-        format!("{name} did not start after {PORT_ATTEMPTS} ports: {err}"),
-    ))
+    Err(io::Error::new(err.kind(), format!("{name} did not start after {PORT_ATTEMPTS} ports: {err}")))
 }
 
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find_map(|l| {
-                l.strip_prefix("Uid:")
-                    .map(|rest| rest.split_whitespace().next() == Some("0"))
-            })
+            status.lines().find_map(|l| l.strip_prefix("Uid:").map(|rest| rest.split_whitespace().next() == Some("0")))
         })
         .unwrap_or(false)
 }
@@ -214,23 +165,16 @@ fn unprivileged_account() -> io::Result<(u32, u32)> {
                 .flatten()
         })
     };
-    lookup("postgres")
-        .or_else(|| lookup("nobody"))
-        .ok_or_else(|| io::Error::other("running as root and neither a `postgres` nor a `nobody` account exists to run PostgreSQL as"))
+    lookup("postgres").or_else(|| lookup("nobody")).ok_or_else(|| {
+        io::Error::other("running as root and neither a `postgres` nor a `nobody` account exists to run PostgreSQL as")
+    })
 }
 
 fn chown_tree(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let status = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{uid}:{gid}"))
-        .arg(dir)
-        .status()?;
+    let status = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(dir).status()?;
     if status.success() {
         Ok(())
     } else {
-        Err(io::Error::other(format!(
-            "chown of {} failed: {status}",
-            dir.display()
-        )))
+        Err(io::Error::other(format!("chown of {} failed: {status}", dir.display())))
     }
 }

@@ -53,16 +53,9 @@ pub fn redis_command(addr: SocketAddr, args: &[&[u8]]) -> io::Result<RespValue> 
 fn read_resp(reader: &mut impl BufRead) -> io::Result<RespValue> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    let line = line
-        .strip_suffix("\r\n")
-        .ok_or_else(|| protocol_error("truncated RESP line"))?;
-    let (kind, rest) = line
-        .split_at_checked(1)
-        .ok_or_else(|| protocol_error("empty RESP line"))?;
-    let number = || {
-        rest.parse::<i64>()
-            .map_err(|_| protocol_error(format!("bad RESP length {rest:?}")))
-    };
+    let line = line.strip_suffix("\r\n").ok_or_else(|| protocol_error("truncated RESP line"))?;
+    let (kind, rest) = line.split_at_checked(1).ok_or_else(|| protocol_error("empty RESP line"))?;
+    let number = || rest.parse::<i64>().map_err(|_| protocol_error(format!("bad RESP length {rest:?}")));
     Ok(match kind {
         "+" => RespValue::Simple(rest.to_owned()),
         "-" => RespValue::Error(rest.to_owned()),
@@ -78,11 +71,7 @@ fn read_resp(reader: &mut impl BufRead) -> io::Result<RespValue> {
         },
         "*" => match usize::try_from(number()?) {
             Err(_) => RespValue::Array(None),
-            Ok(len) => RespValue::Array(Some(
-                (0..len)
-                    .map(|_| read_resp(reader))
-                    .collect::<io::Result<_>>()?,
-            )),
+            Ok(len) => RespValue::Array(Some((0..len).map(|_| read_resp(reader)).collect::<io::Result<_>>()?)),
         },
         other => return Err(protocol_error(format!("unknown RESP type {other:?}"))),
     })
@@ -95,12 +84,7 @@ fn read_resp(reader: &mut impl BufRead) -> io::Result<RespValue> {
 ///
 /// Fails on socket errors, on a server error (its message is returned), and when the server asks for a
 /// password.
-pub fn postgres_query(
-    addr: SocketAddr,
-    user: &str,
-    database: &str,
-    sql: &str,
-) -> io::Result<Vec<Vec<Option<String>>>> {
+pub fn postgres_query(addr: SocketAddr, user: &str, database: &str, sql: &str) -> io::Result<Vec<Vec<Option<String>>>> {
     let mut stream = connect(addr)?;
     let mut startup = Vec::new();
     startup.extend_from_slice(&196_608_i32.to_be_bytes()); // protocol 3.0
@@ -137,15 +121,12 @@ fn read_until_ready(stream: &mut TcpStream) -> io::Result<Vec<Vec<Option<String>
         let mut header = [0u8; 5];
         stream.read_exact(&mut header)?;
         let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-        let len =
-            usize::try_from(len - 4).map_err(|_| protocol_error("negative message length"))?;
+        let len = usize::try_from(len - 4).map_err(|_| protocol_error("negative message length"))?;
         let mut body = vec![0; len];
         stream.read_exact(&mut body)?;
         match header[0] {
             b'R' if body.get(..4) != Some(&[0, 0, 0, 0]) => {
-                return Err(protocol_error(
-                    "the server asks for a password; the harness uses trust authentication",
-                ));
+                return Err(protocol_error("the server asks for a password; the harness uses trust authentication"));
             }
             b'T' => rows.clear(),
             b'D' => rows.push(parse_data_row(&body)?),
@@ -158,21 +139,11 @@ fn read_until_ready(stream: &mut TcpStream) -> io::Result<Vec<Vec<Option<String>
 
 fn parse_data_row(body: &[u8]) -> io::Result<Vec<Option<String>>> {
     let truncated = || protocol_error("truncated data row");
-    let count = u16::from_be_bytes(
-        body.get(..2)
-            .ok_or_else(truncated)?
-            .try_into()
-            .map_err(|_| truncated())?,
-    );
+    let count = u16::from_be_bytes(body.get(..2).ok_or_else(truncated)?.try_into().map_err(|_| truncated())?);
     let mut at = 2;
     let mut row = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
-        let len = i32::from_be_bytes(
-            body.get(at..at + 4)
-                .ok_or_else(truncated)?
-                .try_into()
-                .map_err(|_| truncated())?,
-        );
+        let len = i32::from_be_bytes(body.get(at..at + 4).ok_or_else(truncated)?.try_into().map_err(|_| truncated())?);
         at += 4;
         match usize::try_from(len) {
             Err(_) => row.push(None),
@@ -222,10 +193,7 @@ mod tests {
         body.extend_from_slice(&1i32.to_be_bytes());
         body.push(b'1');
         body.extend_from_slice(&(-1i32).to_be_bytes());
-        assert_eq!(
-            parse_data_row(&body).unwrap(),
-            vec![Some("1".to_owned()), None]
-        );
+        assert_eq!(parse_data_row(&body).unwrap(), vec![Some("1".to_owned()), None]);
         assert!(parse_data_row(&body[..5]).is_err());
     }
 }

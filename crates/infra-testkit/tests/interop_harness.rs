@@ -9,24 +9,16 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use infra_testkit::{
-    RespValue, ServerProcess, Service, free_port, http_request, postgres_query, redis_command,
-    service, service_path, temp_dir, wait_until,
+    RespValue, ServerProcess, Service, free_port, http_request, postgres_query, redis_command, service, service_path,
+    temp_dir, wait_until,
 };
 
 const READY: Duration = Duration::from_secs(30);
 
 fn url_addr(url: &str) -> SocketAddr {
     let authority = url.split("://").nth(1).expect("a URL with a scheme");
-    let host_port = authority
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    host_port
-        .parse()
-        .expect("the harness hands out numeric loopback addresses")
+    let host_port = authority.rsplit('@').next().unwrap().split('/').next().unwrap();
+    host_port.parse().expect("the harness hands out numeric loopback addresses")
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -48,14 +40,8 @@ fn interop_redis_set_get() {
         redis_command(addr, &[b"GET", key.as_bytes()]).unwrap(),
         RespValue::Bulk(Some(b"value \xff with bytes".to_vec()))
     );
-    assert_eq!(
-        redis_command(addr, &[b"DEL", key.as_bytes()]).unwrap(),
-        RespValue::Integer(1)
-    );
-    assert_eq!(
-        redis_command(addr, &[b"GET", key.as_bytes()]).unwrap(),
-        RespValue::Bulk(None)
-    );
+    assert_eq!(redis_command(addr, &[b"DEL", key.as_bytes()]).unwrap(), RespValue::Integer(1));
+    assert_eq!(redis_command(addr, &[b"GET", key.as_bytes()]).unwrap(), RespValue::Bulk(None));
 }
 
 #[test]
@@ -64,19 +50,9 @@ fn interop_postgres_select_1() {
         return;
     };
     let addr = url_addr(&url);
-    let rows = postgres_query(
-        addr,
-        "postgres",
-        "postgres",
-        "SELECT 1, NULL::text, 'ünïcode'",
-    )
-    .unwrap();
-    assert_eq!(
-        rows,
-        vec![vec![Some("1".to_owned()), None, Some("ünïcode".to_owned())]]
-    );
-    let err =
-        postgres_query(addr, "postgres", "postgres", "SELECT * FROM no_such_table").unwrap_err();
+    let rows = postgres_query(addr, "postgres", "postgres", "SELECT 1, NULL::text, 'ünïcode'").unwrap();
+    assert_eq!(rows, vec![vec![Some("1".to_owned()), None, Some("ünïcode".to_owned())]]);
+    let err = postgres_query(addr, "postgres", "postgres", "SELECT * FROM no_such_table").unwrap_err();
     assert!(err.to_string().contains("no_such_table"), "{err}");
 }
 
@@ -88,12 +64,7 @@ fn promtool_check(promtool: &std::path::Path, exposition: &str) -> std::process:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -104,19 +75,10 @@ fn interop_promtool_checks_metrics() {
     };
     let good = "# HELP orders_total Orders accepted.\n# TYPE orders_total counter\norders_total{venue=\"x\\\"y\"} 3\n";
     let output = promtool_check(&promtool, good);
-    assert!(
-        output.status.success(),
-        "promtool rejected a valid exposition: {output:?}"
-    );
+    assert!(output.status.success(), "promtool rejected a valid exposition: {output:?}");
     // The same check must be able to fail, or passing it proves nothing.
-    let output = promtool_check(
-        &promtool,
-        "# TYPE orders_total counter\norders_total{venue=\"unterminated} 3\n",
-    );
-    assert!(
-        !output.status.success(),
-        "promtool accepted a broken exposition"
-    );
+    let output = promtool_check(&promtool, "# TYPE orders_total counter\norders_total{venue=\"unterminated} 3\n");
+    assert!(!output.status.success(), "promtool accepted a broken exposition");
 }
 
 #[test]
@@ -126,29 +88,19 @@ fn interop_prometheus_starts_and_is_ready() {
     };
     let dir = temp_dir();
     let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        "global:\n  scrape_interval: 1s\nscrape_configs: []\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "global:\n  scrape_interval: 1s\nscrape_configs: []\n").unwrap();
     let port = free_port().unwrap();
     let mut command = Command::new(prometheus);
     command
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-    let mut server =
-        ServerProcess::spawn("prometheus", command, &dir.path().join("prometheus.log")).unwrap();
+    let mut server = ServerProcess::spawn("prometheus", command, &dir.path().join("prometheus.log")).unwrap();
     server
-        .wait_ready(READY, || {
-            match http_request(loopback(port), "GET", "/-/ready", None) {
-                Ok(response) if response.status == 200 => Ok(()),
-                Ok(response) => Err(format!("status {}", response.status)),
-                Err(err) => Err(err.to_string()),
-            }
+        .wait_ready(READY, || match http_request(loopback(port), "GET", "/-/ready", None) {
+            Ok(response) if response.status == 200 => Ok(()),
+            Ok(response) => Err(format!("status {}", response.status)),
+            Err(err) => Err(err.to_string()),
         })
         .unwrap();
     let response = http_request(loopback(port), "GET", "/api/v1/status/buildinfo", None).unwrap();
@@ -163,46 +115,26 @@ fn interop_alertmanager_answers_status() {
     };
     let dir = temp_dir();
     let config = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &config,
-        "route:\n  receiver: default\nreceivers:\n  - name: default\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "route:\n  receiver: default\nreceivers:\n  - name: default\n").unwrap();
     let port = free_port().unwrap();
     let mut command = Command::new(alertmanager);
     command
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
+        .arg(format!("--storage.path={}", dir.path().join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         // An empty cluster address turns gossip off: no second port, no peers to look for.
         .arg("--cluster.listen-address=");
-    let mut server = ServerProcess::spawn(
-        "alertmanager",
-        command,
-        &dir.path().join("alertmanager.log"),
-    )
-    .unwrap();
+    let mut server = ServerProcess::spawn("alertmanager", command, &dir.path().join("alertmanager.log")).unwrap();
     let status = server
-        .wait_ready(READY, || {
-            match http_request(loopback(port), "GET", "/api/v2/status", None) {
-                Ok(response) if response.status == 200 => Ok(()),
-                Ok(response) => Err(format!("status {}", response.status)),
-                Err(err) => Err(err.to_string()),
-            }
+        .wait_ready(READY, || match http_request(loopback(port), "GET", "/api/v2/status", None) {
+            Ok(response) if response.status == 200 => Ok(()),
+            Ok(response) => Err(format!("status {}", response.status)),
+            Err(err) => Err(err.to_string()),
         })
-        .and_then(|()| {
-            http_request(loopback(port), "GET", "/api/v2/status", None).map_err(|e| e.to_string())
-        })
+        .and_then(|()| http_request(loopback(port), "GET", "/api/v2/status", None).map_err(|e| e.to_string()))
         .unwrap();
     assert!(status.body.contains("\"versionInfo\""), "{}", status.body);
-    assert!(
-        status.body.contains("receiver: default"),
-        "the status echoes the loaded config: {}",
-        status.body
-    );
+    assert!(status.body.contains("receiver: default"), "the status echoes the loaded config: {}", status.body);
 }
 
 /// A one-thread HTTP backend answering every request with `body`, until the test ends.
@@ -213,10 +145,8 @@ fn spawn_backend(body: &'static str) -> SocketAddr {
         for mut stream in listener.incoming().flatten() {
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            let response =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             let _ = stream.write_all(response.as_bytes());
         }
     });
@@ -243,11 +173,8 @@ fn interop_haproxy_forwards_to_loopback_backend() {
     .unwrap();
     let mut command = Command::new(haproxy);
     command.arg("-db").arg("-f").arg(&config);
-    let mut server =
-        ServerProcess::spawn("haproxy", command, &dir.path().join("haproxy.log")).unwrap();
-    server
-        .wait_ready(READY, || TcpStream::connect(loopback(port)).map(drop))
-        .unwrap();
+    let mut server = ServerProcess::spawn("haproxy", command, &dir.path().join("haproxy.log")).unwrap();
+    server.wait_ready(READY, || TcpStream::connect(loopback(port)).map(drop)).unwrap();
     let response = http_request(loopback(port), "GET", "/", None).unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.body, "hello from the blue backend");
@@ -275,33 +202,19 @@ fn interop_rsyslog_receives_a_line() {
     )
     .unwrap();
     let mut command = Command::new(rsyslogd);
-    command
-        .arg("-n")
-        .arg("-f")
-        .arg(&config)
-        .arg("-i")
-        .arg(dir.path().join("rsyslogd.pid"));
-    let mut server =
-        ServerProcess::spawn("rsyslogd", command, &dir.path().join("rsyslogd.log")).unwrap();
-    server
-        .wait_ready(READY, || TcpStream::connect(loopback(port)).map(drop))
-        .unwrap();
+    command.arg("-n").arg("-f").arg(&config).arg("-i").arg(dir.path().join("rsyslogd.pid"));
+    let mut server = ServerProcess::spawn("rsyslogd", command, &dir.path().join("rsyslogd.log")).unwrap();
+    server.wait_ready(READY, || TcpStream::connect(loopback(port)).map(drop)).unwrap();
 
     // RFC 5424 over TCP with octet-counting framing (RFC 6587).
-    let message =
-        "<165>1 2026-11-30T12:00:00.000Z testhost infra-testkit 42 ID47 - harness line \u{2713}";
+    let message = "<165>1 2026-11-30T12:00:00.000Z testhost infra-testkit 42 ID47 - harness line \u{2713}";
     let mut stream = TcpStream::connect(loopback(port)).unwrap();
-    stream
-        .write_all(format!("{} {message}", message.len()).as_bytes())
-        .unwrap();
+    stream.write_all(format!("{} {message}", message.len()).as_bytes()).unwrap();
     stream.flush().unwrap();
 
     let line = wait_until(READY, || {
         let text = std::fs::read_to_string(&received).map_err(|e| e.to_string())?;
-        text.lines()
-            .find(|l| l.contains("harness line"))
-            .map(str::to_owned)
-            .ok_or_else(|| "not yet".to_owned())
+        text.lines().find(|l| l.contains("harness line")).map(str::to_owned).ok_or_else(|| "not yet".to_owned())
     })
     .unwrap_or_else(|err| panic!("rsyslog wrote nothing: {err}\n{}", server.log_tail()));
     assert!(line.starts_with("<165>1 2026-11-30T12:00:00"), "{line}");
@@ -323,27 +236,16 @@ fn interop_own_instances_start_and_stop_cleanly() {
     let pg_dir = dir.path().join("pg");
     std::fs::create_dir_all(&pg_dir).unwrap();
     let (postgres, postgres_addr) = infra_testkit::start_postgres(&postgres_bin, &pg_dir).unwrap();
-    let rows = postgres_query(
-        postgres_addr,
-        "postgres",
-        "postgres",
-        "SELECT count(*) > 0 FROM pg_stat_activity",
-    )
-    .unwrap();
+    let rows =
+        postgres_query(postgres_addr, "postgres", "postgres", "SELECT count(*) > 0 FROM pg_stat_activity").unwrap();
     assert_eq!(rows, vec![vec![Some("t".to_owned())]]);
 
     let pids = [redis.pid(), postgres.pid()];
     drop(redis);
     drop(postgres);
     for pid in pids {
-        assert!(
-            !infra_testkit::pid_alive(pid),
-            "process {pid} outlived its handle"
-        );
+        assert!(!infra_testkit::pid_alive(pid), "process {pid} outlived its handle");
     }
-    assert!(
-        redis_command(redis_addr, &[b"PING"]).is_err(),
-        "redis still answers after drop"
-    );
+    assert!(redis_command(redis_addr, &[b"PING"]).is_err(), "redis still answers after drop");
     assert!(postgres_query(postgres_addr, "postgres", "postgres", "SELECT 1").is_err());
 }
