@@ -1,0 +1,616 @@
+//! An immutable, compiled flag set: what readers evaluate against, swapped whole on every change.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::constraint::{Constraint, IpNet};
+use crate::context::{Context, ContextField};
+use crate::definition::{
+    ClientFeatures, DependencyDefinition, FeatureDefinition, Payload, StrategyDefinition, VariantDefinition,
+};
+use crate::error::DefinitionError;
+use crate::hash::{ROLLOUT_SEED, VARIANT_SEED, normalized_hash};
+use crate::stats::FlagStats;
+
+/// FxHash: flag names come from the flag set, not from requests, so a fast non-keyed hash is safe here
+/// and saves most of a lookup's cost.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word =
+                u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.write(&[byte]);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The name Unleash uses when no variant applies.
+pub(crate) const DISABLED_VARIANT: &str = "disabled";
+
+/// What the in-code API adds to a flag: the seed's percentage rollouts and segment targeting, with the
+/// answer for contexts they cannot decide.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CodeRule {
+    /// On for users whose bucket (Unleash's, grouped by flag name, sticky on the user id) is within
+    /// `percentage`; `default_value` without a user id.
+    Rollout { percentage: f64, default_value: bool },
+    /// On for users in any of `segments`; `default_value` when the context lists no segments.
+    Segments { segments: Vec<String>, default_value: bool },
+}
+
+/// How a rollout or variant choice keeps a context in place.
+#[derive(Debug, Clone)]
+enum Stickiness {
+    /// User id, then session id, then random.
+    Default,
+    Random,
+    Field(ContextField),
+}
+
+impl Stickiness {
+    fn parse(value: Option<&str>) -> Self {
+        match value {
+            None | Some("default") => Stickiness::Default,
+            Some("random") => Stickiness::Random,
+            Some(field) => Stickiness::Field(ContextField::parse(field)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum StrategyKind {
+    Always,
+    Never,
+    UserIds(Box<[Box<str>]>),
+    /// Bucket of the sticky value within `group_id` (the flag's name when absent) at most `percentage`;
+    /// false when the sticky field is missing.
+    Rollout {
+        percentage: u32,
+        stickiness: Stickiness,
+        group_id: Option<Box<str>>,
+    },
+    Random {
+        percentage: u32,
+    },
+    RemoteAddress(Box<[IpNet]>),
+    Hostname(Box<[Box<str>]>),
+    Code(CodeRule),
+}
+
+#[derive(Debug, Clone)]
+struct Strategy {
+    kind: StrategyKind,
+    constraints: Box<[Constraint]>,
+    /// Strategy variants: `Some` when the strategy defines a (possibly empty) list.
+    variants: Option<VariantSet>,
+}
+
+#[derive(Debug, Clone)]
+struct Variant {
+    name: Arc<str>,
+    weight: u32,
+    payload: Option<Arc<Payload>>,
+    overrides: Box<[VariantOverride]>,
+    counter: Arc<AtomicU64>,
+}
+
+/// A context field and the values of it that pin a variant.
+type VariantOverride = (ContextField, Box<[Box<str>]>);
+
+#[derive(Debug, Clone)]
+struct VariantSet {
+    variants: Box<[Variant]>,
+    total_weight: u32,
+    stickiness: Stickiness,
+    group_id: Box<str>,
+}
+
+#[derive(Debug, Clone)]
+struct Dependency {
+    parent: Option<usize>,
+    enabled: bool,
+    variants: Box<[Box<str>]>,
+}
+
+/// A compiled flag.
+#[derive(Debug)]
+pub(crate) struct CompiledFeature {
+    pub(crate) name: Arc<str>,
+    enabled: bool,
+    strategies: Box<[Strategy]>,
+    variants: Option<VariantSet>,
+    dependencies: Box<[Dependency]>,
+    overrides: FxMap<Box<str>, bool>,
+    pub(crate) impression_data: bool,
+    pub(crate) stats: Arc<FlagStats>,
+    disabled_counter: Arc<AtomicU64>,
+}
+
+/// The variant a context gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantResult {
+    /// The variant's name; `disabled` when none applies.
+    pub name: Arc<str>,
+    /// Its payload, if any.
+    pub payload: Option<Arc<Payload>>,
+    /// Whether a variant applies (false for `disabled`).
+    pub enabled: bool,
+    /// Whether the flag itself is on for the context.
+    pub feature_enabled: bool,
+}
+
+impl VariantResult {
+    pub(crate) fn disabled(feature_enabled: bool) -> Self {
+        thread_local! {
+            static DISABLED: Arc<str> = Arc::from(DISABLED_VARIANT);
+        }
+        Self { name: DISABLED.with(Arc::clone), payload: None, enabled: false, feature_enabled }
+    }
+}
+
+/// Everything an evaluation needs besides the context: the clock's time for date constraints, the
+/// random source for random rollouts, the host name.
+pub(crate) struct Environment<'a> {
+    pub(crate) now_unix_nanos: &'a dyn Fn() -> i128,
+    pub(crate) hostname: &'a str,
+}
+
+/// A compiled flag set.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    index: FxMap<Arc<str>, usize>,
+    pub(crate) features: Vec<CompiledFeature>,
+}
+
+/// Everything needed to compile: the Unleash definitions plus what the in-code API added.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Definitions {
+    pub(crate) features: ClientFeatures,
+    pub(crate) code_flags: HashMap<String, crate::flags::FeatureFlag>,
+    pub(crate) code_rules: HashMap<String, CodeRule>,
+    pub(crate) user_overrides: HashMap<String, HashMap<String, bool>>,
+}
+
+/// Finds or creates the long-lived counters of each flag, so that reloading keeps analytics.
+pub(crate) trait StatsRegistry {
+    fn stats_for(&self, flag: &str) -> Arc<FlagStats>;
+}
+
+fn random_percent() -> u32 {
+    rand::random_range(1..=100)
+}
+
+impl Snapshot {
+    /// Compiles `definitions`; problems are reported and the faulty parts evaluate to false.
+    pub(crate) fn compile(definitions: &Definitions, registry: &dyn StatsRegistry) -> (Self, Vec<DefinitionError>) {
+        let mut problems = Vec::new();
+        let features = &definitions.features;
+        let segments: HashMap<i64, &[crate::definition::ConstraintDefinition]> =
+            features.segments.iter().map(|s| (s.id, s.constraints.as_slice())).collect();
+
+        // Index first, so dependencies resolve to positions; a later duplicate replaces an earlier one.
+        let mut positions: HashMap<&str, usize> = HashMap::new();
+        let mut order: Vec<&FeatureDefinition> = Vec::new();
+        for feature in &features.features {
+            match positions.get(feature.name.as_str()) {
+                Some(&at) => {
+                    problems.push(DefinitionError::DuplicateFlag { flag: feature.name.clone() });
+                    order[at] = feature;
+                }
+                None => {
+                    positions.insert(&feature.name, order.len());
+                    order.push(feature);
+                }
+            }
+        }
+
+        let mut compiled = Vec::with_capacity(order.len());
+        let mut index = FxMap::default();
+        for (at, feature) in order.iter().enumerate() {
+            let stats = registry.stats_for(&feature.name);
+            let name: Arc<str> = Arc::from(feature.name.as_str());
+            let flag = feature.name.as_str();
+            let mut strategies: Vec<Strategy> = feature
+                .strategies
+                .iter()
+                .map(|strategy| compile_strategy(flag, strategy, &segments, &stats, &mut problems))
+                .collect();
+            if let Some(rule) = definitions.code_rules.get(flag) {
+                strategies = vec![Strategy {
+                    kind: StrategyKind::Code(rule.clone()),
+                    constraints: Box::new([]),
+                    variants: None,
+                }];
+            }
+            let dependencies = feature
+                .dependencies
+                .iter()
+                .map(|dependency| compile_dependency(flag, dependency, &positions, &mut problems))
+                .collect();
+            let overrides = definitions
+                .user_overrides
+                .get(flag)
+                .map(|users| users.iter().map(|(user, value)| (Box::from(user.as_str()), *value)).collect())
+                .unwrap_or_default();
+            compiled.push(CompiledFeature {
+                name: name.clone(),
+                enabled: feature.enabled,
+                strategies: strategies.into(),
+                variants: compile_variants(&feature.variants, None, flag, &stats),
+                dependencies,
+                overrides,
+                impression_data: feature.impression_data,
+                disabled_counter: stats.variant_counter(DISABLED_VARIANT),
+                stats,
+            });
+            index.insert(name, at);
+        }
+        (Self { index, features: compiled }, problems)
+    }
+
+    /// The position of the flag called `name`.
+    #[inline]
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Whether the flag at `at` is on for `context`.
+    #[inline]
+    pub(crate) fn is_enabled_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> bool {
+        let feature = &self.features[at];
+        if !feature.overrides.is_empty()
+            && let Some(value) = context.user_id.as_deref().and_then(|user| feature.overrides.get(user))
+        {
+            return *value;
+        }
+        feature.enabled
+            && (feature.dependencies.is_empty() || self.dependencies_hold(feature, context, env))
+            && (feature.strategies.is_empty()
+                || feature.strategies.iter().any(|strategy| strategy_holds(strategy, &feature.name, context, env)))
+    }
+
+    fn dependencies_hold(&self, feature: &CompiledFeature, context: &Context, env: &Environment<'_>) -> bool {
+        feature.dependencies.iter().all(|dependency| {
+            let Some(parent_at) = dependency.parent else { return false };
+            let parent = &self.features[parent_at];
+            // Only one level of dependencies is allowed, as in Unleash: a parent with parents fails.
+            if !parent.dependencies.is_empty() {
+                return false;
+            }
+            // A variant requirement binds only when the parent hands out a variant at all.
+            if !dependency.variants.is_empty()
+                && let Some(variant) = self.pick_variant(parent, context, env)
+                && !dependency.variants.iter().any(|name| **name == *variant.name)
+            {
+                return false;
+            }
+            self.is_enabled_at(parent_at, context, env) == dependency.enabled
+        })
+    }
+
+    /// The variant the feature hands out, assuming it is on: the first activating strategy's variants
+    /// when it has some, else the flag's own.
+    fn pick_variant<'s>(
+        &'s self,
+        feature: &'s CompiledFeature,
+        context: &Context,
+        env: &Environment<'_>,
+    ) -> Option<&'s Variant> {
+        let from_strategy = feature.strategies.iter().find_map(|strategy| {
+            let set = strategy.variants.as_ref()?;
+            strategy_holds(strategy, &feature.name, context, env).then_some(set)
+        });
+        match from_strategy {
+            Some(set) if !set.variants.is_empty() => select_variant(set, context),
+            _ => feature.variants.as_ref().and_then(|set| select_variant(set, context)),
+        }
+    }
+
+    /// The variant for `context` of the flag at `at`, counting it.
+    pub(crate) fn variant_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, VariantResult) {
+        let feature = &self.features[at];
+        let enabled = self.is_enabled_at(at, context, env);
+        let result = if enabled { self.pick_variant(feature, context, env) } else { None };
+        match result {
+            Some(variant) => {
+                variant.counter.fetch_add(1, Ordering::Relaxed);
+                (
+                    enabled,
+                    VariantResult {
+                        name: variant.name.clone(),
+                        payload: variant.payload.clone(),
+                        enabled: true,
+                        feature_enabled: true,
+                    },
+                )
+            }
+            None => {
+                feature.disabled_counter.fetch_add(1, Ordering::Relaxed);
+                (enabled, VariantResult::disabled(enabled))
+            }
+        }
+    }
+}
+
+#[inline]
+fn strategy_holds(strategy: &Strategy, flag: &str, context: &Context, env: &Environment<'_>) -> bool {
+    kind_holds(&strategy.kind, flag, context, env)
+        && strategy.constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos))
+}
+
+#[inline]
+fn kind_holds(kind: &StrategyKind, flag: &str, context: &Context, env: &Environment<'_>) -> bool {
+    match kind {
+        StrategyKind::Always => true,
+        StrategyKind::Never => false,
+        StrategyKind::UserIds(ids) => context.user_id.as_deref().is_some_and(|user| ids.iter().any(|id| **id == *user)),
+        StrategyKind::Rollout { percentage, stickiness, group_id } => {
+            let group = group_id.as_deref().unwrap_or(flag);
+            let sticky = match stickiness {
+                Stickiness::Default => context.user_id.as_deref().or(context.session_id.as_deref()),
+                Stickiness::Random => None,
+                Stickiness::Field(field) => match field.get(context) {
+                    Some(value) => Some(value),
+                    None => return false,
+                },
+            };
+            match sticky {
+                Some(value) => normalized_hash(group, value, 100, ROLLOUT_SEED) <= *percentage,
+                None => random_percent() <= *percentage,
+            }
+        }
+        StrategyKind::Random { percentage } => random_percent() <= *percentage,
+        StrategyKind::RemoteAddress(networks) => context
+            .remote_address
+            .as_deref()
+            .and_then(|address| address.trim().parse().ok())
+            .is_some_and(|ip| networks.iter().any(|network| network.contains(ip))),
+        StrategyKind::Hostname(names) => names.iter().any(|name| name.eq_ignore_ascii_case(env.hostname)),
+        StrategyKind::Code(CodeRule::Rollout { percentage, default_value }) => match context.user_id.as_deref() {
+            Some(user) => f64::from(normalized_hash(flag, user, 100, ROLLOUT_SEED)) <= *percentage,
+            None => *default_value,
+        },
+        StrategyKind::Code(CodeRule::Segments { segments, default_value }) => {
+            if context.segments.is_empty() {
+                *default_value
+            } else {
+                context.segments.iter().any(|segment| segments.contains(segment))
+            }
+        }
+    }
+}
+
+fn select_variant<'s>(set: &'s VariantSet, context: &Context) -> Option<&'s Variant> {
+    if let Some(pinned) = set.variants.iter().find(|variant| {
+        variant.overrides.iter().any(|(field, values)| {
+            field.get(context).is_some_and(|value| values.iter().any(|candidate| **candidate == *value))
+        })
+    }) {
+        return Some(pinned);
+    }
+    if set.total_weight == 0 {
+        return None;
+    }
+    let sticky = match &set.stickiness {
+        Stickiness::Default => context.user_id.as_deref().or(context.session_id.as_deref()),
+        Stickiness::Random => None,
+        Stickiness::Field(field) => field.get(context),
+    };
+    let target = match sticky {
+        Some(value) => normalized_hash(&set.group_id, value, set.total_weight, VARIANT_SEED),
+        None => rand::random_range(1..=set.total_weight),
+    };
+    let mut cumulative = 0u32;
+    set.variants.iter().find(|variant| {
+        cumulative = cumulative.saturating_add(variant.weight);
+        cumulative >= target
+    })
+}
+
+fn parameter<'a>(strategy: &'a StrategyDefinition, name: &str) -> Option<&'a str> {
+    strategy.parameters.get(name).map(String::as_str)
+}
+
+/// Reads a percentage parameter; out-of-range values are reported and clamped, unreadable ones disable
+/// the strategy.
+fn percentage(
+    flag: &str,
+    strategy: &StrategyDefinition,
+    name: &str,
+    problems: &mut Vec<DefinitionError>,
+) -> Option<u32> {
+    let mut report = |problem: String| {
+        problems.push(DefinitionError::InvalidParameter {
+            flag: flag.to_owned(),
+            strategy: strategy.name.clone(),
+            parameter: name.to_owned(),
+            problem,
+        });
+    };
+    match parameter(strategy, name).map(|text| (text, text.trim().parse::<u64>())) {
+        None => {
+            report("missing".into());
+            None
+        }
+        Some((_, Ok(value))) if value <= 100 => Some(value as u32),
+        Some((_, Ok(value))) => {
+            report(format!("{value}, above 100; read as 100"));
+            Some(100)
+        }
+        Some((text, Err(_))) => {
+            report(format!("{text:?}, not a whole number from 0 to 100"));
+            None
+        }
+    }
+}
+
+fn list(value: Option<&str>) -> impl Iterator<Item = &str> {
+    value.unwrap_or("").split(',').map(str::trim).filter(|item| !item.is_empty())
+}
+
+fn compile_strategy(
+    flag: &str,
+    strategy: &StrategyDefinition,
+    segments: &HashMap<i64, &[crate::definition::ConstraintDefinition]>,
+    stats: &FlagStats,
+    problems: &mut Vec<DefinitionError>,
+) -> Strategy {
+    let mut kind = match strategy.name.as_str() {
+        "default" => StrategyKind::Always,
+        "userWithId" => StrategyKind::UserIds(list(parameter(strategy, "userIds")).map(Box::from).collect()),
+        "gradualRolloutUserId" | "gradualRolloutSessionId" => {
+            let field =
+                if strategy.name == "gradualRolloutUserId" { ContextField::UserId } else { ContextField::SessionId };
+            let group_id = parameter(strategy, "groupId");
+            if group_id.is_none() {
+                problems.push(DefinitionError::InvalidParameter {
+                    flag: flag.to_owned(),
+                    strategy: strategy.name.clone(),
+                    parameter: "groupId".into(),
+                    problem: "missing".into(),
+                });
+            }
+            match (percentage(flag, strategy, "percentage", problems), group_id) {
+                (Some(percentage), Some(group_id)) => StrategyKind::Rollout {
+                    percentage,
+                    stickiness: Stickiness::Field(field),
+                    group_id: Some(group_id.into()),
+                },
+                _ => StrategyKind::Never,
+            }
+        }
+        "gradualRolloutRandom" => match percentage(flag, strategy, "percentage", problems) {
+            Some(percentage) => StrategyKind::Random { percentage },
+            None => StrategyKind::Never,
+        },
+        "flexibleRollout" => match percentage(flag, strategy, "rollout", problems) {
+            Some(percentage) => StrategyKind::Rollout {
+                percentage,
+                stickiness: Stickiness::parse(parameter(strategy, "stickiness")),
+                group_id: parameter(strategy, "groupId").map(Box::from),
+            },
+            None => StrategyKind::Never,
+        },
+        "remoteAddress" => {
+            let mut networks = Vec::new();
+            for address in list(parameter(strategy, "IPs")) {
+                match IpNet::parse(address) {
+                    Ok(network) => networks.push(network),
+                    Err(problem) => problems.push(DefinitionError::InvalidParameter {
+                        flag: flag.to_owned(),
+                        strategy: strategy.name.clone(),
+                        parameter: "IPs".into(),
+                        problem,
+                    }),
+                }
+            }
+            StrategyKind::RemoteAddress(networks.into())
+        }
+        "applicationHostname" => {
+            StrategyKind::Hostname(list(parameter(strategy, "hostNames")).map(Box::from).collect())
+        }
+        other => {
+            problems.push(DefinitionError::UnknownStrategy { flag: flag.to_owned(), strategy: other.to_owned() });
+            StrategyKind::Never
+        }
+    };
+
+    let mut constraints: Vec<Constraint> =
+        strategy.constraints.iter().map(|constraint| Constraint::compile(flag, constraint, problems)).collect();
+    for segment in &strategy.segments {
+        match segments.get(segment) {
+            Some(segment_constraints) => {
+                constraints.extend(
+                    segment_constraints.iter().map(|constraint| Constraint::compile(flag, constraint, problems)),
+                );
+            }
+            None => {
+                problems.push(DefinitionError::UnknownSegment { flag: flag.to_owned(), segment: *segment });
+                kind = StrategyKind::Never;
+            }
+        }
+    }
+    let variants = strategy.variants.as_ref().map(|variants| {
+        let group_id = parameter(strategy, "groupId").unwrap_or(flag);
+        let stickiness = parameter(strategy, "stickiness").unwrap_or("default");
+        compile_variants(variants, Some(stickiness), group_id, stats).unwrap_or_else(|| VariantSet {
+            variants: Box::new([]),
+            total_weight: 0,
+            stickiness: Stickiness::Default,
+            group_id: group_id.into(),
+        })
+    });
+    Strategy { kind, constraints: constraints.into(), variants }
+}
+
+/// Compiles a variant list; `stickiness` overrides the first variant's own (strategy variants take the
+/// strategy's). `None` for an empty list.
+fn compile_variants(
+    variants: &[VariantDefinition],
+    stickiness: Option<&str>,
+    group_id: &str,
+    stats: &FlagStats,
+) -> Option<VariantSet> {
+    if variants.is_empty() {
+        return None;
+    }
+    let stickiness = Stickiness::parse(stickiness.or(variants[0].stickiness.as_deref()));
+    let compiled: Box<[Variant]> = variants
+        .iter()
+        .map(|variant| Variant {
+            name: Arc::from(variant.name.as_str()),
+            weight: variant.weight,
+            payload: variant.payload.clone().map(Arc::new),
+            overrides: variant
+                .overrides
+                .iter()
+                .map(|o| {
+                    (ContextField::parse(&o.context_name), o.values.iter().map(|v| Box::from(v.as_str())).collect())
+                })
+                .collect(),
+            counter: stats.variant_counter(&variant.name),
+        })
+        .collect();
+    let total_weight = compiled.iter().fold(0u32, |sum, variant| sum.saturating_add(variant.weight));
+    Some(VariantSet { variants: compiled, total_weight, stickiness, group_id: group_id.into() })
+}
+
+fn compile_dependency(
+    flag: &str,
+    dependency: &DependencyDefinition,
+    positions: &HashMap<&str, usize>,
+    problems: &mut Vec<DefinitionError>,
+) -> Dependency {
+    let parent = positions.get(dependency.feature.as_str()).copied();
+    if parent.is_none() {
+        problems.push(DefinitionError::UnknownParent { flag: flag.to_owned(), parent: dependency.feature.clone() });
+    }
+    Dependency {
+        parent,
+        enabled: dependency.enabled.unwrap_or(true),
+        variants: dependency.variants.iter().map(|v| Box::from(v.as_str())).collect(),
+    }
+}
