@@ -224,28 +224,32 @@ impl Constraint {
     /// the context has none.
     #[inline]
     pub(crate) fn holds(&self, context: &Context, now: &dyn Fn() -> i128) -> bool {
-        if matches!(self.field, ContextField::UserSegments) {
-            return self.holds_for_segments(context, now);
+        if matches!(self.test, Test::AlwaysFalse) {
+            return false;
         }
-        self.test_value(self.field.get(context), now)
+        let result = if matches!(self.field, ContextField::UserSegments) {
+            self.test_segments(context, now)
+        } else {
+            self.test_value(self.field.get(context), now)
+        };
+        result != self.inverted
     }
 
     /// Multi-valued: `NOT_IN` holds when no segment is listed, every other test when any segment passes.
-    fn holds_for_segments(&self, context: &Context, now: &dyn Fn() -> i128) -> bool {
+    fn test_segments(&self, context: &Context, now: &dyn Fn() -> i128) -> bool {
         match &self.test {
-            Test::AlwaysFalse => false,
             Test::In { values, negate } => {
-                let listed = context.segments.iter().any(|segment| values.iter().any(|v| **v == **segment));
-                (listed != *negate) != self.inverted
+                context.segments.iter().any(|segment| values.iter().any(|v| **v == **segment)) != *negate
             }
             _ => context.segments.iter().any(|segment| self.test_value(Some(segment), now)),
         }
     }
 
+    /// The operator's verdict on one value, before inversion.
     #[inline]
     fn test_value(&self, value: Option<&str>, now: &dyn Fn() -> i128) -> bool {
-        let result = match &self.test {
-            Test::AlwaysFalse => return false,
+        match &self.test {
+            Test::AlwaysFalse => false,
             Test::In { values, negate } => match value {
                 Some(value) => values.iter().any(|v| **v == *value) != *negate,
                 None => *negate,
@@ -275,8 +279,7 @@ impl Constraint {
             Test::Cidr(networks) => value
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
                 .is_some_and(|ip| networks.iter().any(|network| network.contains(ip))),
-        };
-        result != self.inverted
+        }
     }
 }
 

@@ -460,6 +460,15 @@ impl Flags {
         self.load_json(&text)
     }
 
+    /// Loads `path` now and reloads it whenever its content changes, checking every `interval`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the first load fails.
+    pub fn watch_file(&self, path: impl AsRef<Path>, interval: Duration) -> Result<crate::FileWatcher, LoadError> {
+        crate::FileWatcher::start(self, path, interval)
+    }
+
     /// Applies a full set or delta events.
     ///
     /// # Errors

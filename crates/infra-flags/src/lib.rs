@@ -40,6 +40,7 @@ mod constraint;
 mod context;
 mod definition;
 mod error;
+mod file_source;
 mod flags;
 mod hash;
 mod snapshot;
@@ -51,6 +52,7 @@ pub use definition::{
     OverrideDefinition, Payload, SegmentDefinition, StrategyDefinition, VariantDefinition,
 };
 pub use error::{DefinitionError, FlagError, LoadError};
+pub use file_source::FileWatcher;
 pub use flags::{
     Exposure, FeatureFlag, FlagAnalytics, FlagStatus, FlagSummary, Flags, FlagsBuilder, FlagsEvent, LoadReport,
 };

@@ -1,0 +1,155 @@
+//! Hot reload from a JSON file in Unleash's `/client/features` format.
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::LoadError;
+use crate::flags::{Flags, FlagsEvent};
+use crate::snapshot::FxHasher;
+
+/// Watches a flag file and reloads it when its content changes.
+///
+/// A file that does not parse (or, in strict mode, has invalid definitions) keeps the last good flag set
+/// in force; the error is kept in [`FileWatcher::last_error`] and sent to [`Flags::subscribe`] listeners
+/// as [`FlagsEvent::Error`]. Dropping the watcher stops its thread.
+#[derive(Debug)]
+pub struct FileWatcher {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    flags: Flags,
+    path: PathBuf,
+    state: Mutex<WatchState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    /// A hash of the content last seen, loaded or not, so a bad file is reported once, not every poll.
+    seen: Option<u64>,
+    last_error: Option<String>,
+    reloads: u64,
+    stopping: bool,
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(bytes);
+    hasher.write_u64(bytes.len() as u64);
+    hasher.finish()
+}
+
+impl Shared {
+    /// Reads the file and reloads it if its content changed. Returns whether it loaded a new set.
+    fn check(&self) -> Result<bool, LoadError> {
+        let bytes = std::fs::read(&self.path).map_err(|source| LoadError::Io { path: self.path.clone(), source });
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outcome = bytes.and_then(|bytes| {
+            let hash = content_hash(&bytes);
+            if state.seen == Some(hash) {
+                return Ok(false);
+            }
+            state.seen = Some(hash);
+            let text = String::from_utf8_lossy(&bytes);
+            self.flags.load_json(&text).map(|_| true)
+        });
+        match &outcome {
+            Ok(true) => {
+                state.last_error = None;
+                state.reloads += 1;
+            }
+            Ok(false) => {}
+            Err(err) => {
+                let message = err.to_string();
+                let first_time = state.last_error.as_deref() != Some(message.as_str());
+                state.last_error = Some(message.clone());
+                drop(state);
+                if first_time {
+                    self.flags.emit(&FlagsEvent::Error { message });
+                }
+            }
+        }
+        outcome
+    }
+}
+
+impl FileWatcher {
+    /// Loads `path` into `flags` now, then checks it every `interval` on a background thread named
+    /// `infra-flags-watch`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the first load fails: there is no good set to fall back on yet.
+    pub fn start(flags: &Flags, path: impl AsRef<Path>, interval: Duration) -> Result<Self, LoadError> {
+        let shared = Arc::new(Shared {
+            flags: flags.clone(),
+            path: path.as_ref().to_owned(),
+            state: Mutex::new(WatchState::default()),
+            wake: Condvar::new(),
+        });
+        shared.check()?;
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("infra-flags-watch".into())
+            .spawn(move || {
+                let mut state = worker.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                while !state.stopping {
+                    state =
+                        worker.wake.wait_timeout(state, interval).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
+                    if state.stopping {
+                        break;
+                    }
+                    drop(state);
+                    // Errors are recorded and reported by `check`; the loop goes on with the last good set.
+                    let _ = worker.check();
+                    state = worker.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+            })
+            .map_err(|source| LoadError::Io { path: path.as_ref().to_owned(), source })?;
+        Ok(Self { shared, thread: Some(thread) })
+    }
+
+    /// Checks the file now, without waiting for the next poll. Returns whether a new set was loaded.
+    ///
+    /// # Errors
+    ///
+    /// The load's error, when the file changed and does not load; the last good set stays.
+    pub fn check_now(&self) -> Result<bool, LoadError> {
+        self.shared.check()
+    }
+
+    /// The error of the last check, until a good file loads.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).last_error.clone()
+    }
+
+    /// How many times the file has been loaded since the watcher started (the first load included).
+    pub fn reloads(&self) -> u64 {
+        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).reloads
+    }
+
+    /// Stops the background thread and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).stopping = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for FileWatcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
