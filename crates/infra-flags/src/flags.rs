@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use crate::published::Published;
+
 use crate::context::Context;
 use crate::definition::{ClientFeatures, FeatureDefinition, FeatureUpdate, StrategyDefinition};
 use crate::error::{DefinitionError, FlagError, LoadError};
@@ -187,7 +189,7 @@ impl FlagsBuilder {
         };
         let flags = Flags {
             inner: Arc::new(Inner {
-                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                snapshot: Published::new(Snapshot::default()),
                 state: Mutex::new(State::default()),
                 stats: Mutex::new(HashMap::new()),
                 clock: self.clock,
@@ -232,7 +234,7 @@ struct State {
 }
 
 struct Inner {
-    snapshot: ArcSwap<Snapshot>,
+    snapshot: Published,
     state: Mutex<State>,
     stats: Mutex<HashMap<String, Arc<FlagStats>>>,
     clock: quanta::Clock,
@@ -270,7 +272,7 @@ pub struct Flags {
 
 impl std::fmt::Debug for Flags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flags").field("flags", &self.inner.snapshot.load().features.len()).finish()
+        f.debug_struct("Flags").field("flags", &self.inner.snapshot.load_full().features.len()).finish()
     }
 }
 
@@ -317,7 +319,7 @@ impl Flags {
             // No upkeep thread is updating the coarse reading (another owner stopped it): read the clock.
             at = self.inner.clock.now();
         }
-        at.saturating_duration_since(self.inner.anchor_instant).as_nanos() as u64 + 1
+        (at - self.inner.anchor_instant).as_nanos() as u64 + 1
     }
 
     fn stamp_to_time(&self, stamp: u64) -> Option<SystemTime> {
@@ -328,39 +330,56 @@ impl Flags {
     /// [`Flags::unknown_flag_evaluations`]).
     #[inline]
     pub fn is_enabled(&self, name: &str, context: &Context) -> bool {
-        let snapshot = self.inner.snapshot.load();
-        let Some(at) = snapshot.position(name) else {
-            self.inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
-            return false;
-        };
-        let now = || self.now_unix_nanos();
-        let env = Environment { now_unix_nanos: &now, hostname: &self.inner.hostname };
-        let enabled = snapshot.is_enabled_at(at, context, &env);
-        let feature = &snapshot.features[at];
-        feature.stats.record(enabled, self.coarse_stamp());
-        if feature.impression_data || self.inner.expose_all {
-            self.expose(&Exposure { flag: &feature.name, enabled, variant: None, context });
+        let inner = &*self.inner;
+        let outcome = inner.snapshot.read(|snapshot| {
+            let at = snapshot.position(name)?;
+            let now = || self.now_unix_nanos();
+            let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
+            let enabled = snapshot.is_enabled_at(at, context, &env);
+            let feature = &snapshot.features[at];
+            feature.stats.record(enabled, self.coarse_stamp());
+            // Listeners run after the snapshot is released, so they may evaluate flags themselves.
+            let exposed = (feature.impression_data || inner.expose_all).then(|| feature.name.clone());
+            Some((enabled, exposed))
+        });
+        match outcome {
+            None => {
+                inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Some((enabled, None)) => enabled,
+            Some((enabled, Some(flag))) => {
+                self.expose(&Exposure { flag: &flag, enabled, variant: None, context });
+                enabled
+            }
         }
-        enabled
     }
 
     /// The variant of flag `name` for `context`: `disabled` (with `feature_enabled` false) for unknown or
     /// off flags, `disabled` with `feature_enabled` true for flags without variants.
     pub fn variant(&self, name: &str, context: &Context) -> VariantResult {
-        let snapshot = self.inner.snapshot.load();
-        let Some(at) = snapshot.position(name) else {
-            self.inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
-            return VariantResult::disabled(false);
-        };
-        let now = || self.now_unix_nanos();
-        let env = Environment { now_unix_nanos: &now, hostname: &self.inner.hostname };
-        let (enabled, variant) = snapshot.variant_at(at, context, &env);
-        let feature = &snapshot.features[at];
-        feature.stats.record(enabled, self.coarse_stamp());
-        if feature.impression_data || self.inner.expose_all {
-            self.expose(&Exposure { flag: &feature.name, enabled, variant: Some(&variant.name), context });
+        let inner = &*self.inner;
+        let outcome = inner.snapshot.read(|snapshot| {
+            let at = snapshot.position(name)?;
+            let now = || self.now_unix_nanos();
+            let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
+            let (enabled, variant) = snapshot.variant_at(at, context, &env);
+            let feature = &snapshot.features[at];
+            feature.stats.record(enabled, self.coarse_stamp());
+            let exposed = (feature.impression_data || inner.expose_all).then(|| feature.name.clone());
+            Some((enabled, variant, exposed))
+        });
+        match outcome {
+            None => {
+                inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
+                VariantResult::disabled(false)
+            }
+            Some((_, variant, None)) => variant,
+            Some((enabled, variant, Some(flag))) => {
+                self.expose(&Exposure { flag: &flag, enabled, variant: Some(&variant.name), context });
+                variant
+            }
         }
-        variant
     }
 
     /// The seed's `is_enabled(name, user_id, user_segments, default)`: `default` for unknown flags.
@@ -381,12 +400,12 @@ impl Flags {
 
     /// Whether a flag called `name` is defined.
     pub fn contains(&self, name: &str) -> bool {
-        self.inner.snapshot.load().position(name).is_some()
+        self.inner.snapshot.read(|snapshot| snapshot.position(name).is_some())
     }
 
     /// The names of every flag, in definition order.
     pub fn names(&self) -> Vec<String> {
-        self.inner.snapshot.load().features.iter().map(|f| f.name.to_string()).collect()
+        self.inner.snapshot.load_full().features.iter().map(|f| f.name.to_string()).collect()
     }
 
     /// Evaluations of flags that are not defined.
@@ -502,7 +521,7 @@ impl Flags {
         }
         let changed = changed_flags(&state.definitions, &definitions);
         let report = LoadReport { flags: snapshot.features.len(), problems: problems.clone() };
-        self.inner.snapshot.store(Arc::new(snapshot));
+        self.inner.snapshot.store(snapshot);
         state.definitions = definitions;
         state.problems = problems;
         drop(state);

@@ -18,8 +18,43 @@ fn mix_k(mut k: u32) -> u32 {
     k.wrapping_mul(C2)
 }
 
+/// Inputs up to this long are gathered on the stack and hashed in one pass.
+const STACK_INPUT: usize = 64;
+
 /// MurmurHash3 x86_32 of the concatenation of `parts`.
+#[inline]
 pub(crate) fn murmur3_32(parts: &[&[u8]], seed: u32) -> u32 {
+    let total: usize = parts.iter().map(|part| part.len()).sum();
+    if total <= STACK_INPUT {
+        let mut buffer = [0u8; STACK_INPUT];
+        let mut at = 0;
+        for part in parts {
+            buffer[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        murmur3_32_contiguous(&buffer[..total], seed)
+    } else {
+        murmur3_32_streaming(parts, seed)
+    }
+}
+
+fn murmur3_32_contiguous(bytes: &[u8], seed: u32) -> u32 {
+    let mut h = seed;
+    let mut blocks = bytes.chunks_exact(4);
+    for block in &mut blocks {
+        h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let k = tail.iter().enumerate().fold(0u32, |k, (i, byte)| k | u32::from(*byte) << (8 * i));
+        h ^= mix_k(k);
+    }
+    h ^= bytes.len() as u32;
+    fmix(h)
+}
+
+/// The same hash over parts of any length, without gathering them.
+fn murmur3_32_streaming(parts: &[&[u8]], seed: u32) -> u32 {
     let mut h = seed;
     let mut tail = [0u8; 4];
     let mut tail_len = 0usize;
@@ -111,14 +146,29 @@ mod tests {
                 let input = &data[..len];
                 let expected = reference(input, seed);
                 assert_eq!(murmur3_32(&[input], seed), expected, "whole, len {len}");
+                assert_eq!(murmur3_32_streaming(&[input], seed), expected, "streaming, len {len}");
                 for split in 0..=len {
                     let (a, b) = input.split_at(split);
                     for inner in 0..=b.len() {
                         let (b1, b2) = b.split_at(inner);
                         assert_eq!(murmur3_32(&[a, b1, b2], seed), expected, "split {split}/{inner} of {len}");
+                        assert_eq!(
+                            murmur3_32_streaming(&[a, b1, b2], seed),
+                            expected,
+                            "streamed split {split}/{inner}"
+                        );
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn long_inputs_take_the_streaming_path_and_agree() {
+        let long: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for len in [STACK_INPUT - 1, STACK_INPUT, STACK_INPUT + 1, 999] {
+            let (a, b) = long[..len].split_at(len / 3);
+            assert_eq!(murmur3_32(&[a, b], VARIANT_SEED), reference(&long[..len], VARIANT_SEED));
         }
     }
 

@@ -43,6 +43,7 @@ mod error;
 mod file_source;
 mod flags;
 mod hash;
+mod published;
 mod snapshot;
 mod stats;
 

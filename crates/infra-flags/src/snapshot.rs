@@ -15,33 +15,102 @@ use crate::hash::{ROLLOUT_SEED, VARIANT_SEED, normalized_hash};
 use crate::stats::FlagStats;
 
 /// FxHash: flag names come from the flag set, not from requests, so a fast non-keyed hash is safe here
-/// and saves most of a lookup's cost.
+/// and saves most of a lookup's cost. Words are mixed eight bytes at a time, the tail padded into one.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct FxHasher(u64);
+
+const FX_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl FxHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_K);
+    }
+}
 
 impl Hasher for FxHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            let word =
-                u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
         }
-        for &byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            // Assembled by shifts: a variable-length copy would be a call to memcpy.
+            let word = tail.iter().enumerate().fold(0u64, |word, (i, byte)| word | u64::from(*byte) << (8 * i));
+            self.mix(word);
         }
     }
 
     #[inline]
     fn write_u8(&mut self, byte: u8) {
-        self.write(&[byte]);
+        self.mix(u64::from(byte));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.mix(word);
     }
 
     #[inline]
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// Flag name to position: open addressing over (hash, position) pairs, so a lookup is one hash, a probe
+/// that compares 64-bit hashes, and one string comparison.
+#[derive(Debug, Default)]
+struct NameIndex {
+    /// (hash | 1, position); a hash of 0 marks an empty slot.
+    slots: Box<[(u64, u32)]>,
+    mask: usize,
+}
+
+#[inline]
+fn name_hash(name: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(name.as_bytes());
+    hasher.write_u64(name.len() as u64);
+    hasher.finish() | 1
+}
+
+impl NameIndex {
+    fn build(names: &[Arc<str>]) -> Self {
+        let size = (names.len() * 2).next_power_of_two().max(8);
+        let mut slots = vec![(0u64, 0u32); size].into_boxed_slice();
+        let mask = size - 1;
+        for (position, name) in names.iter().enumerate() {
+            let hash = name_hash(name);
+            let mut at = hash as usize & mask;
+            while slots[at].0 != 0 {
+                at = (at + 1) & mask;
+            }
+            slots[at] = (hash, position as u32);
+        }
+        Self { slots, mask }
+    }
+
+    #[inline]
+    fn get(&self, name: &str, features: &[CompiledFeature]) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let hash = name_hash(name);
+        let mut at = hash as usize & self.mask;
+        loop {
+            let (slot_hash, position) = self.slots[at];
+            if slot_hash == 0 {
+                return None;
+            }
+            if slot_hash == hash && *features[position as usize].name == *name {
+                return Some(position as usize);
+            }
+            at = (at + 1) & self.mask;
+        }
     }
 }
 
@@ -181,7 +250,7 @@ pub(crate) struct Environment<'a> {
 /// A compiled flag set.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
-    index: FxMap<Arc<str>, usize>,
+    index: NameIndex,
     pub(crate) features: Vec<CompiledFeature>,
 }
 
@@ -197,6 +266,12 @@ pub(crate) struct Definitions {
 /// Finds or creates the long-lived counters of each flag, so that reloading keeps analytics.
 pub(crate) trait StatsRegistry {
     fn stats_for(&self, flag: &str) -> Arc<FlagStats>;
+}
+
+impl<F: Fn(&str) -> Arc<FlagStats>> StatsRegistry for F {
+    fn stats_for(&self, flag: &str) -> Arc<FlagStats> {
+        self(flag)
+    }
 }
 
 fn random_percent() -> u32 {
@@ -228,8 +303,7 @@ impl Snapshot {
         }
 
         let mut compiled = Vec::with_capacity(order.len());
-        let mut index = FxMap::default();
-        for (at, feature) in order.iter().enumerate() {
+        for feature in &order {
             let stats = registry.stats_for(&feature.name);
             let name: Arc<str> = Arc::from(feature.name.as_str());
             let flag = feature.name.as_str();
@@ -266,15 +340,15 @@ impl Snapshot {
                 disabled_counter: stats.variant_counter(DISABLED_VARIANT),
                 stats,
             });
-            index.insert(name, at);
         }
-        (Self { index, features: compiled }, problems)
+        let names: Vec<Arc<str>> = compiled.iter().map(|f| f.name.clone()).collect();
+        (Self { index: NameIndex::build(&names), features: compiled }, problems)
     }
 
     /// The position of the flag called `name`.
     #[inline]
     pub(crate) fn position(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        self.index.get(name, &self.features)
     }
 
     /// Whether the flag at `at` is on for `context`.

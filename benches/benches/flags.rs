@@ -1,0 +1,127 @@
+//! infra-flags against unleash-yggdrasil (Unleash's own Rust engine): `is_enabled` on an on/off flag, a
+//! 50% gradual rollout, and a flag with three constraints; then two threads evaluating while the flag set
+//! is replaced 100 times a second.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use infra_benches::run_split;
+
+const FLAG_SET: &str = r#"{"version": 2, "features": [
+  {"name": "on-off", "enabled": true, "strategies": [{"name": "default"}]},
+  {"name": "rollout-50", "enabled": true, "strategies": [{"name": "flexibleRollout",
+     "parameters": {"rollout": "50", "stickiness": "userId", "groupId": "rollout-50"}}]},
+  {"name": "three-constraints", "enabled": true, "strategies": [{"name": "default", "constraints": [
+     {"contextName": "appName", "operator": "IN", "values": ["order-gateway", "risk"]},
+     {"contextName": "environment", "operator": "STR_STARTS_WITH", "values": ["prod"]},
+     {"contextName": "tier", "operator": "NUM_GTE", "value": "2"}]}]}
+]}"#;
+
+fn ours() -> infra_flags::Flags {
+    let flags = infra_flags::Flags::new();
+    flags.load_json(FLAG_SET).expect("the benchmark flag set is valid");
+    flags
+}
+
+fn theirs() -> unleash_yggdrasil::EngineState {
+    let engine = unleash_yggdrasil::EngineState::default();
+    engine.take_state(serde_json::from_str(FLAG_SET).expect("the benchmark flag set is valid"));
+    engine
+}
+
+fn our_context() -> infra_flags::Context {
+    infra_flags::Context::new()
+        .user_id("trader-7")
+        .app_name("order-gateway")
+        .environment("production")
+        .property("tier", "3")
+}
+
+fn their_context() -> unleash_yggdrasil::Context {
+    unleash_yggdrasil::Context {
+        user_id: Some("trader-7".into()),
+        app_name: Some("order-gateway".into()),
+        environment: Some("production".into()),
+        properties: Some([("tier".to_owned(), "3".to_owned())].into()),
+        ..Default::default()
+    }
+}
+
+fn single_thread(c: &mut Criterion) {
+    let flags = ours();
+    let engine = theirs();
+    let (context, yggdrasil_context) = (our_context(), their_context());
+    for (group, flag) in [
+        ("flags_on_off", "on-off"),
+        ("flags_rollout_50", "rollout-50"),
+        ("flags_three_constraints", "three-constraints"),
+    ] {
+        assert!(
+            flags.is_enabled(flag, &context) == engine.is_enabled(flag, &yggdrasil_context, &None),
+            "{flag}: the engines disagree"
+        );
+        let mut group = c.benchmark_group(group);
+        group.bench_function("infra", |b| b.iter(|| flags.is_enabled(black_box(flag), black_box(&context))));
+        group.bench_function("yggdrasil", |b| {
+            b.iter(|| engine.is_enabled(black_box(flag), black_box(&yggdrasil_context), &None))
+        });
+        group.finish();
+    }
+}
+
+/// Two readers on the rollout flag; `replacing` adds a writer that loads a fresh set every 10 ms.
+fn two_threads(c: &mut Criterion) {
+    let flags = ours();
+    let engine = theirs();
+    let (context, yggdrasil_context) = (our_context(), their_context());
+    let mut group = c.benchmark_group("flags_2_threads_rollout");
+    for replacing in [false, true] {
+        let label = if replacing { "replacing_100_per_s" } else { "steady" };
+        group.bench_function(format!("infra/{label}"), |b| {
+            b.iter_custom(|iters| {
+                let stop = AtomicBool::new(false);
+                std::thread::scope(|scope| {
+                    if replacing {
+                        scope.spawn(|| {
+                            while !stop.load(Ordering::Relaxed) {
+                                flags.load_json(FLAG_SET).expect("valid");
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                        });
+                    }
+                    let elapsed = run_split(2, iters, |_| {
+                        black_box(flags.is_enabled(black_box("rollout-50"), &context));
+                    });
+                    stop.store(true, Ordering::Relaxed);
+                    elapsed
+                })
+            })
+        });
+        group.bench_function(format!("yggdrasil/{label}"), |b| {
+            b.iter_custom(|iters| {
+                let stop = AtomicBool::new(false);
+                std::thread::scope(|scope| {
+                    if replacing {
+                        scope.spawn(|| {
+                            while !stop.load(Ordering::Relaxed) {
+                                engine.take_state(serde_json::from_str(FLAG_SET).expect("valid"));
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                        });
+                    }
+                    let elapsed = run_split(2, iters, |_| {
+                        black_box(engine.is_enabled(black_box("rollout-50"), &yggdrasil_context, &None));
+                    });
+                    stop.store(true, Ordering::Relaxed);
+                    elapsed
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, single_thread, two_threads);
+criterion_main!(benches);
