@@ -14,7 +14,7 @@ use crate::published::Published;
 use crate::context::Context;
 use crate::definition::{ClientFeatures, FeatureDefinition, FeatureUpdate, StrategyDefinition};
 use crate::error::{DefinitionError, FlagError, LoadError};
-use crate::snapshot::{CodeRule, Definitions, Environment, Snapshot, StatsRegistry, VariantResult};
+use crate::snapshot::{CodeRule, Definitions, Environment, Reason, Snapshot, StatsRegistry, VariantResult};
 use crate::stats::FlagStats;
 
 /// The seed's flag status: how a flag defined in code decides.
@@ -380,6 +380,28 @@ impl Flags {
                 variant
             }
         }
+    }
+
+    /// Like [`Flags::is_enabled`], with what decided the answer; `None` for unknown flags.
+    pub fn evaluate(&self, name: &str, context: &Context) -> Option<(bool, Reason)> {
+        let inner = &*self.inner;
+        let outcome = inner.snapshot.read(|snapshot| {
+            let at = snapshot.position(name)?;
+            let now = || self.now_unix_nanos();
+            let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
+            let (enabled, reason) = snapshot.evaluate_at(at, context, &env);
+            snapshot.features[at].stats.record(enabled, self.coarse_stamp());
+            Some((enabled, reason))
+        });
+        if outcome.is_none() {
+            inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    /// Whether at least one flag set has been loaded (or a flag created).
+    pub fn is_ready(&self) -> bool {
+        self.inner.loads.load(Ordering::Relaxed) > 0
     }
 
     /// The seed's `is_enabled(name, user_id, user_segments, default)`: `default` for unknown flags.

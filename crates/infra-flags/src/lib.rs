@@ -34,7 +34,9 @@
 //!
 //! ## Feature flags
 //!
-//! None yet: the crate has no optional parts.
+//! - `openfeature`: [`openfeature::FlagsProvider`], an OpenFeature provider for the `open-feature` crate,
+//!   with OpenFeature's reasons and error codes, plus provider events (ready, configuration changed,
+//!   error) that the Rust SDK does not have.
 
 mod constraint;
 mod context;
@@ -43,6 +45,8 @@ mod error;
 mod file_source;
 mod flags;
 mod hash;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 mod published;
 mod snapshot;
 mod stats;
@@ -58,4 +62,4 @@ pub use flags::{
     Exposure, FeatureFlag, FlagAnalytics, FlagStatus, FlagSummary, Flags, FlagsBuilder, FlagsEvent, LoadReport,
 };
 pub use hash::rollout_bucket;
-pub use snapshot::VariantResult;
+pub use snapshot::{Reason, VariantResult};

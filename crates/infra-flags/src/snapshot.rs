@@ -169,6 +169,33 @@ enum StrategyKind {
     Code(CodeRule),
 }
 
+impl StrategyKind {
+    /// Whether the strategy activates a share of contexts by bucket or chance, rather than by rule.
+    fn splits(&self) -> bool {
+        match self {
+            StrategyKind::Rollout { percentage, .. } | StrategyKind::Random { percentage } => *percentage < 100,
+            StrategyKind::Code(CodeRule::Rollout { percentage, .. }) => *percentage < 100.0,
+            _ => false,
+        }
+    }
+}
+
+/// What decided an evaluation, in OpenFeature's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Reason {
+    /// The flag is on for everyone: no strategy to evaluate.
+    Static,
+    /// No strategy activated (or a dependency failed): the flag's default, off.
+    Default,
+    /// A rule (constraint, user list, override, address) activated the flag.
+    TargetingMatch,
+    /// A percentage rollout put the context in.
+    Split,
+    /// The flag is switched off.
+    Disabled,
+}
+
 #[derive(Debug, Clone)]
 struct Strategy {
     kind: StrategyKind,
@@ -354,16 +381,33 @@ impl Snapshot {
     /// Whether the flag at `at` is on for `context`.
     #[inline]
     pub(crate) fn is_enabled_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> bool {
+        // The reason is pure bookkeeping; inlined here, the compiler drops it.
+        self.evaluate_at(at, context, env).0
+    }
+
+    /// Whether the flag at `at` is on for `context`, and what decided it.
+    #[inline]
+    pub(crate) fn evaluate_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, Reason) {
         let feature = &self.features[at];
         if !feature.overrides.is_empty()
             && let Some(value) = context.user_id.as_deref().and_then(|user| feature.overrides.get(user))
         {
-            return *value;
+            return (*value, Reason::TargetingMatch);
         }
-        feature.enabled
-            && (feature.dependencies.is_empty() || self.dependencies_hold(feature, context, env))
-            && (feature.strategies.is_empty()
-                || feature.strategies.iter().any(|strategy| strategy_holds(strategy, &feature.name, context, env)))
+        if !feature.enabled {
+            return (false, Reason::Disabled);
+        }
+        if !feature.dependencies.is_empty() && !self.dependencies_hold(feature, context, env) {
+            return (false, Reason::Default);
+        }
+        if feature.strategies.is_empty() {
+            return (true, Reason::Static);
+        }
+        match feature.strategies.iter().find(|strategy| strategy_holds(strategy, &feature.name, context, env)) {
+            Some(strategy) if strategy.kind.splits() => (true, Reason::Split),
+            Some(_) => (true, Reason::TargetingMatch),
+            None => (false, Reason::Default),
+        }
     }
 
     fn dependencies_hold(&self, feature: &CompiledFeature, context: &Context, env: &Environment<'_>) -> bool {
