@@ -14,7 +14,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use infra_testkit::{RespValue, Service, pid_alive, postgres_query, redis_command, terminate_pid};
+use infra_testkit::{
+    RespValue, ServerProcess, Service, UNLEASH_ADMIN_TOKEN, UNLEASH_CLIENT_TOKEN, free_port, http_request, pid_alive,
+    postgres_query, redis_command, terminate_pid,
+};
 
 /// A binary the tests need, where to look for it, and which Debian package brings it.
 struct Binary {
@@ -42,6 +45,10 @@ const BINARIES: &[Binary] = &[
 const EXTRA_BIN_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"];
 
 const STATE_FILE: &str = "services.env";
+/// The Unleash server the interop tests run against: the last line that supports the Node.js 18 and 20
+/// that Debian and this machine ship.
+const UNLEASH_PACKAGE: &str = "unleash-server@6.4.1";
+const UNLEASH_SCRIPT: &str = include_str!("../assets/start-unleash.js");
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The running shared servers and the environment tests get: what `up` returns and `down` undoes.
@@ -82,6 +89,10 @@ fn locate() -> (BTreeMap<Service, PathBuf>, Vec<&'static str>) {
             found.insert(Service::PostgresBin, dir);
         }
         None => missing.push("postgresql"),
+    }
+    // Unleash runs on Node.js; its package comes from npm into target/, never globally.
+    if find_binary(&["node"]).is_none() || find_binary(&["npm"]).is_none() {
+        missing.extend(["nodejs", "npm"]);
     }
     (found, missing)
 }
@@ -183,7 +194,64 @@ fn start_shared(found: &BTreeMap<Service, PathBuf>, running: &mut RunningService
     let (postgres, postgres_addr) = infra_testkit::start_postgres(&found[&Service::PostgresBin], &postgres_dir)?;
     running.pids.push(("postgres".into(), postgres.detach()));
     running.env.insert(Service::Postgres.env_var().into(), format!("postgres://postgres@{postgres_addr}/postgres"));
+
+    let unleash_addr = start_unleash(postgres_addr, &base, running)?;
+    running.env.insert(Service::Unleash.env_var().into(), format!("http://{unleash_addr}"));
     Ok(())
+}
+
+/// Installs Unleash from npm under target/ (once), and starts it on the shared PostgreSQL.
+fn start_unleash(postgres: SocketAddr, base: &Path, running: &mut RunningServices) -> Result<SocketAddr> {
+    let node = find_binary(&["node"]).context("node is missing")?;
+    let npm = find_binary(&["npm"]).context("npm is missing")?;
+    let prefix = crate::target_dir().join("xtask").join("node");
+    std::fs::create_dir_all(&prefix)?;
+    let installed = prefix.join("node_modules/unleash-server/package.json");
+    let version = UNLEASH_PACKAGE.rsplit('@').next().unwrap_or_default();
+    let current = std::fs::read_to_string(&installed).unwrap_or_default();
+    if !current.contains(&format!("\"version\": \"{version}\"")) {
+        println!("services: installing {UNLEASH_PACKAGE} from npm into {}", prefix.display());
+        let output = Command::new(&npm)
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(&prefix)
+            .arg(UNLEASH_PACKAGE)
+            .output()
+            .context("running npm")?;
+        if !output.status.success() {
+            bail!("npm install {UNLEASH_PACKAGE} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    match postgres_query(postgres, "postgres", "postgres", "CREATE DATABASE unleash") {
+        Ok(_) => {}
+        Err(err) if err.to_string().contains("already exists") => {}
+        Err(err) => return Err(err).context("creating Unleash's database"),
+    }
+    let script = prefix.join("start-unleash.js");
+    std::fs::write(&script, UNLEASH_SCRIPT)?;
+    let port = free_port()?;
+    let mut command = Command::new(node);
+    command
+        .arg(&script)
+        .current_dir(&prefix)
+        .env("UNLEASH_PORT", port.to_string())
+        .env("UNLEASH_PG_PORT", postgres.port().to_string())
+        .env("UNLEASH_ADMIN_TOKEN", UNLEASH_ADMIN_TOKEN)
+        .env("UNLEASH_CLIENT_TOKEN", UNLEASH_CLIENT_TOKEN)
+        // Unleash phones home unless told not to; there is no network here to phone.
+        .env("CHECK_VERSION", "false")
+        .env("SEND_TELEMETRY", "false")
+        .env("SCARF_ANALYTICS", "false");
+    let mut unleash = ServerProcess::spawn("unleash", command, &base.join("unleash.log"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    unleash
+        .wait_ready(Duration::from_secs(180), || match http_request(addr, "GET", "/health", None) {
+            Ok(response) if response.status == 200 => Ok(()),
+            Ok(response) => Err(format!("status {}", response.status)),
+            Err(err) => Err(err.to_string()),
+        })
+        .map_err(anyhow::Error::msg)?;
+    running.pids.push(("unleash".into(), unleash.detach()));
+    Ok(addr)
 }
 
 fn write_state(running: &RunningServices) -> Result<()> {
@@ -264,6 +332,13 @@ fn probe_all(state: &RunningServices) -> Vec<(Service, Result<String, String>)> 
                     Some(other) => Err(format!("{url}: {other:?}")),
                     None => Err(format!("bad URL {url}")),
                 },
+                (Service::Unleash, Some(url)) => {
+                    match addr_of(url).map(|addr| http_request(addr, "GET", "/health", None)) {
+                        Some(Ok(response)) if response.status == 200 => Ok(format!("{url} answers /health")),
+                        Some(other) => Err(format!("{url}: {other:?}")),
+                        None => Err(format!("bad URL {url}")),
+                    }
+                }
                 (Service::Postgres, Some(url)) => {
                     match addr_of(url).map(|addr| postgres_query(addr, "postgres", "postgres", "SELECT 1")) {
                         Some(Ok(_)) => Ok(format!("{url} answers SELECT 1")),

@@ -37,6 +37,8 @@
 //! - `openfeature`: [`openfeature::FlagsProvider`], an OpenFeature provider for the `open-feature` crate,
 //!   with OpenFeature's reasons and error codes, plus provider events (ready, configuration changed,
 //!   error) that the Rust SDK does not have.
+//! - `unleash`: [`unleash::UnleashPoller`], which keeps a flag set in step with an Unleash server's client
+//!   API, with ETags and a bootstrap file for when the server is unreachable.
 
 mod constraint;
 mod context;
@@ -50,6 +52,8 @@ pub mod openfeature;
 mod published;
 mod snapshot;
 mod stats;
+#[cfg(feature = "unleash")]
+pub mod unleash;
 
 pub use context::{Context, USER_SEGMENTS_FIELD};
 pub use definition::{

@@ -58,11 +58,19 @@ pub enum Service {
     Haproxy,
     /// The `rsyslogd` binary.
     Rsyslogd,
+    /// A shared Unleash server (6.x, from npm); the variable holds `http://127.0.0.1:PORT`. Its tokens are
+    /// [`UNLEASH_ADMIN_TOKEN`] and [`UNLEASH_CLIENT_TOKEN`].
+    Unleash,
 }
+
+/// The admin API token of the harness's Unleash server (a throwaway server on loopback).
+pub const UNLEASH_ADMIN_TOKEN: &str = "*:*.infra-testkit-admin-token";
+/// The client API token (environment `development`) of the harness's Unleash server.
+pub const UNLEASH_CLIENT_TOKEN: &str = "*:development.infra-testkit-client-token";
 
 impl Service {
     /// Every service, in the order the harness prepares them.
-    pub const ALL: [Service; 10] = [
+    pub const ALL: [Service; 11] = [
         Service::Redis,
         Service::RedisServer,
         Service::Postgres,
@@ -73,6 +81,7 @@ impl Service {
         Service::Amtool,
         Service::Haproxy,
         Service::Rsyslogd,
+        Service::Unleash,
     ];
 
     /// The environment variable through which the harness hands this service to tests.
@@ -88,6 +97,7 @@ impl Service {
             Service::Amtool => "INFRA_TEST_AMTOOL",
             Service::Haproxy => "INFRA_TEST_HAPROXY",
             Service::Rsyslogd => "INFRA_TEST_RSYSLOGD",
+            Service::Unleash => "INFRA_TEST_UNLEASH_URL",
         }
     }
 
@@ -104,6 +114,7 @@ impl Service {
             Service::Amtool => "the amtool binary",
             Service::Haproxy => "the haproxy binary",
             Service::Rsyslogd => "the rsyslogd binary",
+            Service::Unleash => "a running Unleash server",
         }
     }
 }
