@@ -222,7 +222,7 @@ impl Constraint {
 
     /// Whether the constraint holds for `context`; `now` gives the clock's time for date constraints when
     /// the context has none.
-    #[inline]
+    #[inline(never)]
     pub(crate) fn holds(&self, context: &Context, now: &dyn Fn() -> i128) -> bool {
         if matches!(self.test, Test::AlwaysFalse) {
             return false;

@@ -440,6 +440,7 @@ impl Flags {
         lock(&self.inner.state).problems.clone()
     }
 
+    #[cold]
     fn expose(&self, exposure: &Exposure<'_>) {
         for listener in self.inner.exposure.load().iter() {
             listener(exposure);

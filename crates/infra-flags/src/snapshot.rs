@@ -410,6 +410,7 @@ impl Snapshot {
         }
     }
 
+    #[inline(never)]
     fn dependencies_hold(&self, feature: &CompiledFeature, context: &Context, env: &Environment<'_>) -> bool {
         feature.dependencies.iter().all(|dependency| {
             let Some(parent_at) = dependency.parent else { return false };
@@ -475,11 +476,13 @@ impl Snapshot {
 
 #[inline]
 fn strategy_holds(strategy: &Strategy, flag: &str, context: &Context, env: &Environment<'_>) -> bool {
-    kind_holds(&strategy.kind, flag, context, env)
+    // The common `default` strategy is decided here; the others, and constraints, are calls, which keeps
+    // this path's code (and its stack frame) small.
+    (matches!(strategy.kind, StrategyKind::Always) || kind_holds(&strategy.kind, flag, context, env))
         && strategy.constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos))
 }
 
-#[inline]
+#[inline(never)]
 fn kind_holds(kind: &StrategyKind, flag: &str, context: &Context, env: &Environment<'_>) -> bool {
     match kind {
         StrategyKind::Always => true,
