@@ -177,8 +177,8 @@ fn write_report(
     writeln!(md, "# Benchmarks\n")?;
     writeln!(md, "Written by `{invocation}` on {}.\n", utc_date(SystemTime::now()))?;
     writeln!(md, "- Machine: {}.", machine_description())?;
-    writeln!(md, "- Reproduce: `{invocation}` (drop `--quick` for full criterion runs; name a file of")?;
-    writeln!(md, "  `benches/benches/` to run only that one).")?;
+    writeln!(md, "- Reproduce: `{invocation}` (`--quick` gives short runs, none gives full criterion runs; name a")?;
+    writeln!(md, "  file of `benches/benches/` to run only that one).")?;
     writeln!(md, "- Figures are criterion's median time per operation. A ratio is a peer's median divided by ours")?;
     writeln!(md, "  (`infra*` rows), so above 1.00 we are faster. The machine is small and shared: re-run before")?;
     writeln!(md, "  trusting a surprising figure. Groups marked *earlier run* were not measured by this command.\n")?;

@@ -286,3 +286,16 @@ fn readers_see_every_replacement_while_writers_swap() {
     let analytics = flags.analytics("f").unwrap();
     assert_eq!(analytics.yes + analytics.no, 400_000, "no evaluation lost from the striped counters");
 }
+
+#[test]
+fn application_hostname_compares_without_case() {
+    let flags = Flags::builder().hostname("Trade-Box-7").build().unwrap();
+    flags
+        .load_json(
+            r#"{"features":[{"name":"box7","enabled":true,"strategies":[{"name":"applicationHostname","parameters":{"hostNames":"trade-box-1, trade-box-7"}}]},
+                {"name":"other","enabled":true,"strategies":[{"name":"applicationHostname","parameters":{"hostNames":"trade-box-1"}}]}]}"#,
+        )
+        .unwrap();
+    assert!(flags.is_enabled("box7", &Context::new()));
+    assert!(!flags.is_enabled("other", &Context::new()));
+}
