@@ -71,51 +71,51 @@ fn single_thread(c: &mut Criterion) {
     }
 }
 
+/// Wall time for two threads to make `iters` evaluations between them, while (when `replace` is given) a
+/// third thread replaces the flag set every 10 ms.
+fn two_readers(iters: u64, replace: Option<&(dyn Fn() + Sync)>, evaluate: impl Fn() + Sync) -> Duration {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if let Some(replace) = replace {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    replace();
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
+        }
+        let elapsed = run_split(2, iters, |_| evaluate());
+        stop.store(true, Ordering::Relaxed);
+        elapsed
+    })
+}
+
 /// Two readers on the rollout flag; `replacing` adds a writer that loads a fresh set every 10 ms.
 fn two_threads(c: &mut Criterion) {
     let flags = ours();
     let engine = theirs();
     let (context, yggdrasil_context) = (our_context(), their_context());
+    let replace_ours = || {
+        flags.load_json(FLAG_SET).expect("valid");
+    };
+    let replace_theirs = || {
+        engine.take_state(serde_json::from_str(FLAG_SET).expect("valid"));
+    };
     let mut group = c.benchmark_group("flags_2_threads_rollout");
     for replacing in [false, true] {
         let label = if replacing { "replacing_100_per_s" } else { "steady" };
+        let (ours_writer, theirs_writer): (&(dyn Fn() + Sync), &(dyn Fn() + Sync)) = (&replace_ours, &replace_theirs);
         group.bench_function(format!("infra/{label}"), |b| {
             b.iter_custom(|iters| {
-                let stop = AtomicBool::new(false);
-                std::thread::scope(|scope| {
-                    if replacing {
-                        scope.spawn(|| {
-                            while !stop.load(Ordering::Relaxed) {
-                                flags.load_json(FLAG_SET).expect("valid");
-                                std::thread::sleep(Duration::from_millis(10));
-                            }
-                        });
-                    }
-                    let elapsed = run_split(2, iters, |_| {
-                        black_box(flags.is_enabled(black_box("rollout-50"), &context));
-                    });
-                    stop.store(true, Ordering::Relaxed);
-                    elapsed
+                two_readers(iters, replacing.then_some(ours_writer), || {
+                    black_box(flags.is_enabled(black_box("rollout-50"), &context));
                 })
             })
         });
         group.bench_function(format!("yggdrasil/{label}"), |b| {
             b.iter_custom(|iters| {
-                let stop = AtomicBool::new(false);
-                std::thread::scope(|scope| {
-                    if replacing {
-                        scope.spawn(|| {
-                            while !stop.load(Ordering::Relaxed) {
-                                engine.take_state(serde_json::from_str(FLAG_SET).expect("valid"));
-                                std::thread::sleep(Duration::from_millis(10));
-                            }
-                        });
-                    }
-                    let elapsed = run_split(2, iters, |_| {
-                        black_box(engine.is_enabled(black_box("rollout-50"), &yggdrasil_context, &None));
-                    });
-                    stop.store(true, Ordering::Relaxed);
-                    elapsed
+                two_readers(iters, replacing.then_some(theirs_writer), || {
+                    black_box(engine.is_enabled(black_box("rollout-50"), &yggdrasil_context, &None));
                 })
             })
         });

@@ -2,12 +2,12 @@
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::LoadError;
 use crate::flags::{Flags, FlagsEvent};
+use crate::periodic::PeriodicWorker;
 use crate::snapshot::FxHasher;
 
 /// Watches a flag file and reloads it when its content changes.
@@ -18,7 +18,7 @@ use crate::snapshot::FxHasher;
 #[derive(Debug)]
 pub struct FileWatcher {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    worker: PeriodicWorker,
 }
 
 #[derive(Debug)]
@@ -26,7 +26,6 @@ struct Shared {
     flags: Flags,
     path: PathBuf,
     state: Mutex<WatchState>,
-    wake: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -35,7 +34,6 @@ struct WatchState {
     seen: Option<u64>,
     last_error: Option<String>,
     reloads: u64,
-    stopping: bool,
 }
 
 fn content_hash(bytes: &[u8]) -> u64 {
@@ -91,28 +89,15 @@ impl FileWatcher {
             flags: flags.clone(),
             path: path.as_ref().to_owned(),
             state: Mutex::new(WatchState::default()),
-            wake: Condvar::new(),
         });
         shared.check()?;
-        let worker = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("infra-flags-watch".into())
-            .spawn(move || {
-                let mut state = worker.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                while !state.stopping {
-                    state =
-                        worker.wake.wait_timeout(state, interval).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
-                    if state.stopping {
-                        break;
-                    }
-                    drop(state);
-                    // Errors are recorded and reported by `check`; the loop goes on with the last good set.
-                    let _ = worker.check();
-                    state = worker.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                }
-            })
-            .map_err(|source| LoadError::Io { path: path.as_ref().to_owned(), source })?;
-        Ok(Self { shared, thread: Some(thread) })
+        let polled = shared.clone();
+        // Errors are recorded and reported by `check`; polling goes on with the last good set.
+        let worker = PeriodicWorker::spawn("infra-flags-watch", interval, move || {
+            let _ = polled.check();
+        })
+        .map_err(|source| LoadError::Io { path: path.as_ref().to_owned(), source })?;
+        Ok(Self { shared, worker })
     }
 
     /// Checks the file now, without waiting for the next poll. Returns whether a new set was loaded.
@@ -134,22 +119,8 @@ impl FileWatcher {
         self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).reloads
     }
 
-    /// Stops the background thread and waits for it.
+    /// Stops the background thread and waits for it (dropping the watcher does the same).
     pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).stopping = true;
-        self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for FileWatcher {
-    fn drop(&mut self) {
-        self.stop();
+        self.worker.stop();
     }
 }

@@ -326,77 +326,60 @@ impl Flags {
         (stamp > 0).then(|| self.inner.anchor_wall + Duration::from_nanos(stamp - 1))
     }
 
-    /// Whether the flag called `name` is on for `context`. Unknown flags are off (and counted in
-    /// [`Flags::unknown_flag_evaluations`]).
+    /// Evaluates flag `name` with `evaluate`, which answers (enabled, detail); counts the evaluation,
+    /// and reports it to exposure listeners when the flag asks for that. Listeners run after the
+    /// snapshot is released, so they may evaluate flags themselves. `None` (counted) for unknown flags.
     #[inline]
-    pub fn is_enabled(&self, name: &str, context: &Context) -> bool {
+    fn evaluate_with<T>(
+        &self,
+        name: &str,
+        context: &Context,
+        evaluate: impl FnOnce(&Snapshot, usize, &Environment<'_>) -> (bool, T),
+        variant_of: impl FnOnce(&T) -> Option<&str>,
+    ) -> Option<(bool, T)> {
         let inner = &*self.inner;
         let outcome = inner.snapshot.read(|snapshot| {
             let at = snapshot.position(name)?;
             let now = || self.now_unix_nanos();
             let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
-            let enabled = snapshot.is_enabled_at(at, context, &env);
+            let (enabled, detail) = evaluate(snapshot, at, &env);
             let feature = &snapshot.features[at];
             feature.stats.record(enabled, self.coarse_stamp());
-            // Listeners run after the snapshot is released, so they may evaluate flags themselves.
             let exposed = (feature.impression_data || inner.expose_all).then(|| feature.name.clone());
-            Some((enabled, exposed))
+            Some((enabled, detail, exposed))
         });
         match outcome {
             None => {
                 inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
-                false
+                None
             }
-            Some((enabled, None)) => enabled,
-            Some((enabled, Some(flag))) => {
-                self.expose(&Exposure { flag: &flag, enabled, variant: None, context });
-                enabled
+            Some((enabled, detail, exposed)) => {
+                if let Some(flag) = exposed {
+                    self.expose(&Exposure { flag: &flag, enabled, variant: variant_of(&detail), context });
+                }
+                Some((enabled, detail))
             }
         }
+    }
+
+    /// Whether the flag called `name` is on for `context`. Unknown flags are off (and counted in
+    /// [`Flags::unknown_flag_evaluations`]).
+    #[inline]
+    pub fn is_enabled(&self, name: &str, context: &Context) -> bool {
+        self.evaluate_with(name, context, |snapshot, at, env| (snapshot.is_enabled_at(at, context, env), ()), |()| None)
+            .is_some_and(|(enabled, ())| enabled)
     }
 
     /// The variant of flag `name` for `context`: `disabled` (with `feature_enabled` false) for unknown or
     /// off flags, `disabled` with `feature_enabled` true for flags without variants.
     pub fn variant(&self, name: &str, context: &Context) -> VariantResult {
-        let inner = &*self.inner;
-        let outcome = inner.snapshot.read(|snapshot| {
-            let at = snapshot.position(name)?;
-            let now = || self.now_unix_nanos();
-            let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
-            let (enabled, variant) = snapshot.variant_at(at, context, &env);
-            let feature = &snapshot.features[at];
-            feature.stats.record(enabled, self.coarse_stamp());
-            let exposed = (feature.impression_data || inner.expose_all).then(|| feature.name.clone());
-            Some((enabled, variant, exposed))
-        });
-        match outcome {
-            None => {
-                inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
-                VariantResult::disabled(false)
-            }
-            Some((_, variant, None)) => variant,
-            Some((enabled, variant, Some(flag))) => {
-                self.expose(&Exposure { flag: &flag, enabled, variant: Some(&variant.name), context });
-                variant
-            }
-        }
+        self.evaluate_with(name, context, |snapshot, at, env| snapshot.variant_at(at, context, env), |v| Some(&v.name))
+            .map_or_else(|| VariantResult::disabled(false), |(_, variant)| variant)
     }
 
     /// Like [`Flags::is_enabled`], with what decided the answer; `None` for unknown flags.
     pub fn evaluate(&self, name: &str, context: &Context) -> Option<(bool, Reason)> {
-        let inner = &*self.inner;
-        let outcome = inner.snapshot.read(|snapshot| {
-            let at = snapshot.position(name)?;
-            let now = || self.now_unix_nanos();
-            let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
-            let (enabled, reason) = snapshot.evaluate_at(at, context, &env);
-            snapshot.features[at].stats.record(enabled, self.coarse_stamp());
-            Some((enabled, reason))
-        });
-        if outcome.is_none() {
-            inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
-        }
-        outcome
+        self.evaluate_with(name, context, |snapshot, at, env| snapshot.evaluate_at(at, context, env), |_| None)
     }
 
     /// Whether at least one flag set has been loaded (or a flag created).

@@ -49,6 +49,7 @@ mod flags;
 mod hash;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
+mod periodic;
 mod published;
 mod snapshot;
 mod stats;

@@ -3,14 +3,14 @@
 //! reach at start.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::error::LoadError;
 use crate::flags::{Flags, FlagsEvent};
+use crate::periodic::PeriodicWorker;
 
 /// Why polling Unleash failed. The flags in use stay as they were.
 #[derive(Debug, Error)]
@@ -120,7 +120,6 @@ impl UnleashPollerBuilder {
             app_name: self.app_name,
             instance_id: self.instance_id,
             state: Mutex::new(PollState::default()),
-            wake: Condvar::new(),
         });
         if let Err(err) = shared.poll() {
             if let Some(path) = &self.bootstrap {
@@ -128,26 +127,14 @@ impl UnleashPollerBuilder {
             }
             shared.record_error(&err);
         }
-        let worker = shared.clone();
-        let interval = self.interval;
-        let thread = std::thread::Builder::new()
-            .name("infra-flags-unleash".into())
-            .spawn(move || {
-                let mut state = worker.lock();
-                while !state.stopping {
-                    state = worker.wake.wait_timeout(state, interval).unwrap_or_else(|p| p.into_inner()).0;
-                    if state.stopping {
-                        break;
-                    }
-                    drop(state);
-                    if let Err(err) = worker.poll() {
-                        worker.record_error(&err);
-                    }
-                    state = worker.lock();
-                }
-            })
-            .map_err(UnleashError::Thread)?;
-        Ok(UnleashPoller { shared, thread: Some(thread) })
+        let polled = shared.clone();
+        let worker = PeriodicWorker::spawn("infra-flags-unleash", self.interval, move || {
+            if let Err(err) = polled.poll() {
+                polled.record_error(&err);
+            }
+        })
+        .map_err(UnleashError::Thread)?;
+        Ok(UnleashPoller { shared, worker })
     }
 }
 
@@ -157,7 +144,6 @@ struct PollState {
     last_error: Option<String>,
     polls: u64,
     updates: u64,
-    stopping: bool,
 }
 
 #[derive(Debug)]
@@ -169,7 +155,6 @@ struct Shared {
     app_name: String,
     instance_id: String,
     state: Mutex<PollState>,
-    wake: Condvar,
 }
 
 impl Shared {
@@ -228,7 +213,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct UnleashPoller {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    worker: PeriodicWorker,
 }
 
 impl UnleashPoller {
@@ -276,22 +261,8 @@ impl UnleashPoller {
         (state.polls, state.updates)
     }
 
-    /// Stops polling and waits for the thread.
+    /// Stops polling and waits for the thread (dropping the poller does the same).
     pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        self.shared.lock().stopping = true;
-        self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for UnleashPoller {
-    fn drop(&mut self) {
-        self.stop();
+        self.worker.stop();
     }
 }
