@@ -256,6 +256,8 @@ impl Constraint {
             },
             Test::Str { kind, values, ignore_case } => match value {
                 None => false,
+                // ASCII text compares without case in place; other text is lowercased (Unicode rules).
+                Some(value) if *ignore_case && value.is_ascii() => ascii_caseless_test(*kind, values, value),
                 Some(value) if *ignore_case => str_test(*kind, values, &value.to_lowercase()),
                 Some(value) => str_test(*kind, values, value),
             },
@@ -296,6 +298,23 @@ fn parse_number(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok()
 }
 
+/// `str_test` for an ASCII `value` against lowercased `values`, without allocating. A value containing a
+/// non-ASCII needle cannot match ASCII text, so such needles simply fail.
+fn ascii_caseless_test(kind: StrKind, values: &[Box<str>], value: &str) -> bool {
+    let haystack = value.as_bytes();
+    values.iter().any(|needle| {
+        let needle = needle.as_bytes();
+        let at = |start: usize| {
+            haystack.get(start..start + needle.len()).is_some_and(|part| part.eq_ignore_ascii_case(needle))
+        };
+        match kind {
+            StrKind::StartsWith => at(0),
+            StrKind::EndsWith => haystack.len() >= needle.len() && at(haystack.len() - needle.len()),
+            StrKind::Contains => needle.is_empty() || (0..=haystack.len().saturating_sub(needle.len())).any(at),
+        }
+    })
+}
+
 #[inline]
 fn str_test(kind: StrKind, values: &[Box<str>], value: &str) -> bool {
     values.iter().any(|v| match kind {
@@ -334,6 +353,24 @@ mod tests {
         assert_eq!(parse_number("-4"), Some(-4.0));
         assert_eq!(parse_number(""), None);
         assert_eq!(parse_number("x1"), None);
+    }
+
+    #[test]
+    fn caseless_matching_agrees_with_lowercasing() {
+        let kinds = [StrKind::Contains, StrKind::StartsWith, StrKind::EndsWith];
+        let needles: Vec<Box<str>> = ["rates", "", "é", "emea-", "-2", "x"].iter().map(|n| Box::from(*n)).collect();
+        for value in ["EMEA-Rates-2", "", "rates", "RATE", "x"] {
+            for kind in kinds {
+                for needle in &needles {
+                    let one = std::slice::from_ref(needle);
+                    assert_eq!(
+                        ascii_caseless_test(kind, one, value),
+                        str_test(kind, one, &value.to_lowercase()),
+                        "{kind:?} {needle:?} in {value:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
