@@ -1,6 +1,7 @@
 //! infra-flags against unleash-yggdrasil (Unleash's own Rust engine): `is_enabled` on an on/off flag, a
 //! 50% gradual rollout, and a flag with three constraints; then two threads evaluating while the flag set
-//! is replaced 100 times a second.
+//! is replaced 100 times a second. Ours always counts the evaluation (analytics); yggdrasil is measured
+//! bare, and `_counted` with the `count_toggle` call its SDKs make for metrics after each evaluation.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,15 @@ fn single_thread(c: &mut Criterion) {
         group.bench_function("infra", |b| b.iter(|| flags.is_enabled(black_box(flag), black_box(&context))));
         group.bench_function("yggdrasil", |b| {
             b.iter(|| engine.is_enabled(black_box(flag), black_box(&yggdrasil_context), &None))
+        });
+        // What an Unleash SDK on yggdrasil does per evaluation: answer, then count it for metrics (our
+        // `is_enabled` always counts, for analytics).
+        group.bench_function("yggdrasil_counted", |b| {
+            b.iter(|| {
+                let enabled = engine.is_enabled(black_box(flag), black_box(&yggdrasil_context), &None);
+                engine.count_toggle(flag, enabled);
+                enabled
+            })
         });
         group.finish();
     }
