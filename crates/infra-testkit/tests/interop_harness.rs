@@ -138,16 +138,28 @@ fn interop_alertmanager_answers_status() {
 }
 
 /// A one-thread HTTP backend answering every request with `body`, until the test ends.
+///
+/// It reads the whole request head before answering and drains the connection before closing it:
+/// closing a socket with unread data makes the kernel send a reset, which HAProxy passes on.
 fn spawn_backend(body: &'static str) -> SocketAddr {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut request = Vec::new();
             let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
             let response =
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             let _ = stream.write_all(response.as_bytes());
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
         }
     });
     addr
@@ -174,7 +186,14 @@ fn interop_haproxy_forwards_to_loopback_backend() {
     let mut command = Command::new(haproxy);
     command.arg("-db").arg("-f").arg(&config);
     let mut server = ServerProcess::spawn("haproxy", command, &dir.path().join("haproxy.log")).unwrap();
-    server.wait_ready(READY, || TcpStream::connect(loopback(port)).map(drop)).unwrap();
+    // Ready means a request goes all the way through, not just that the port accepts.
+    server
+        .wait_ready(READY, || match http_request(loopback(port), "GET", "/", None) {
+            Ok(response) if response.status == 200 => Ok(()),
+            Ok(response) => Err(format!("status {}", response.status)),
+            Err(err) => Err(err.to_string()),
+        })
+        .unwrap();
     let response = http_request(loopback(port), "GET", "/", None).unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.body, "hello from the blue backend");
