@@ -179,7 +179,17 @@ impl FlagsBuilder {
     /// # Errors
     ///
     /// With [`FlagsBuilder::strict`], fails when the initial flag set has invalid definitions.
-    pub fn build(self) -> Result<Flags, LoadError> {
+    pub fn build(mut self) -> Result<Flags, LoadError> {
+        let features = self.features.take();
+        let flags = self.build_empty();
+        if let Some(features) = features {
+            flags.load(features)?;
+        }
+        Ok(flags)
+    }
+
+    /// The flag set without its initial features: building it cannot fail.
+    fn build_empty(self) -> Flags {
         start_coarse_clock();
         let anchor_instant = self.clock.now();
         let anchor_wall = self.wall_anchor.unwrap_or_else(SystemTime::now);
@@ -187,7 +197,7 @@ impl FlagsBuilder {
             Ok(since) => since.as_nanos() as i128,
             Err(before) => -(before.duration().as_nanos() as i128),
         };
-        let flags = Flags {
+        Flags {
             inner: Arc::new(Inner {
                 snapshot: Published::new(Snapshot::default()),
                 state: Mutex::new(State::default()),
@@ -204,11 +214,7 @@ impl FlagsBuilder {
                 unknown_flag_evaluations: AtomicU64::new(0),
                 loads: AtomicU64::new(0),
             }),
-        };
-        if let Some(features) = self.features {
-            flags.load(features)?;
         }
-        Ok(flags)
     }
 }
 
@@ -291,7 +297,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Flags {
     /// An empty flag set on the system clock.
     pub fn new() -> Self {
-        Self::builder().build().unwrap_or_else(|_| unreachable!("an empty flag set always builds"))
+        Self::builder().build_empty()
     }
 
     /// Starts building a flag set.

@@ -299,3 +299,16 @@ fn application_hostname_compares_without_case() {
     assert!(flags.is_enabled("box7", &Context::new()));
     assert!(!flags.is_enabled("other", &Context::new()));
 }
+
+#[test]
+fn builder_takes_an_initial_set_and_strict_mode_checks_it() {
+    let good: infra_flags::ClientFeatures =
+        serde_json::from_str(r#"{"features":[{"name":"a","enabled":true}]}"#).unwrap();
+    let flags = Flags::builder().features(good).build().unwrap();
+    assert!(flags.is_ready() && flags.is_enabled("a", &Context::new()));
+    let bad: infra_flags::ClientFeatures =
+        serde_json::from_str(r#"{"features":[{"name":"a","enabled":true,"strategies":[{"name":"nope"}]}]}"#).unwrap();
+    assert!(matches!(Flags::builder().strict(true).features(bad.clone()).build(), Err(LoadError::Invalid(_))));
+    assert!(Flags::builder().features(bad).build().is_ok(), "lenient by default");
+    assert!(!Flags::new().is_ready());
+}
