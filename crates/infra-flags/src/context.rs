@@ -110,6 +110,32 @@ impl Context {
         self
     }
 
+    /// Sets a field by its Unleash name (`userId`, `sessionId`, `remoteAddress`, `environment`, `appName`,
+    /// `currentTime`, or [`USER_SEGMENTS_FIELD`] to add a segment); any other name sets a property. For
+    /// contexts assembled from name/value pairs: query parameters, OpenFeature fields, test tables.
+    pub fn set_field(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match name {
+            "userId" => self.user_id = Some(value),
+            "sessionId" => self.session_id = Some(value),
+            "remoteAddress" => self.remote_address = Some(value),
+            "environment" => self.environment = Some(value),
+            "appName" => self.app_name = Some(value),
+            "currentTime" => self.current_time = Some(value),
+            USER_SEGMENTS_FIELD => self.segments.push(value),
+            other => {
+                self.properties.insert(other.to_owned(), value);
+            }
+        }
+    }
+
+    /// [`Context::set_field`], as a builder step.
+    #[must_use]
+    pub fn field(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.set_field(name, value);
+        self
+    }
+
     /// A custom property's value.
     pub fn property_value(&self, name: &str) -> Option<&str> {
         self.properties.get(name).map(String::as_str)

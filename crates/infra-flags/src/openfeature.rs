@@ -129,17 +129,8 @@ pub fn to_context(context: &EvaluationContext) -> Context {
     let mut result = Context::new();
     result.user_id = context.targeting_key.clone();
     for (name, value) in &context.custom_fields {
-        let Some(text) = field_text(value) else { continue };
-        match name.as_str() {
-            "userId" => result.user_id = Some(text),
-            "sessionId" => result.session_id = Some(text),
-            "remoteAddress" => result.remote_address = Some(text),
-            "environment" => result.environment = Some(text),
-            "appName" => result.app_name = Some(text),
-            "currentTime" => result.current_time = Some(text),
-            _ => {
-                result.properties.insert(name.clone(), text);
-            }
+        if let Some(text) = field_text(value) {
+            result.set_field(name, text);
         }
     }
     result

@@ -119,15 +119,7 @@ impl Pools {
                 }
                 _ => rng.next().to_string(),
             };
-            context = match field.as_str() {
-                "userId" => context.user_id(value),
-                "sessionId" => context.session_id(value),
-                "remoteAddress" => context.remote_address(value),
-                "environment" => context.environment(value),
-                "appName" => context.app_name(value),
-                "currentTime" => context.current_time(value),
-                other => context.property(other, value),
-            };
+            context.set_field(&field, value);
         }
         context
     }

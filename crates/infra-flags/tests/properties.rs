@@ -58,20 +58,10 @@ fn flag_with(constraint: ConstraintDefinition) -> ClientFeatures {
 }
 
 fn context(field: &str, value: Option<String>) -> Context {
-    let mut context = Context::new();
-    if let Some(value) = value {
-        context = match field {
-            "userId" => context.user_id(value),
-            "sessionId" => context.session_id(value),
-            "remoteAddress" => context.remote_address(value),
-            "environment" => context.environment(value),
-            "appName" => context.app_name(value),
-            "currentTime" => context.current_time(value),
-            "userSegments" => context.segments([value]),
-            other => context.property(other, value),
-        };
+    match value {
+        Some(value) => Context::new().field(field, value),
+        None => Context::new(),
     }
-    context
 }
 
 proptest! {
