@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use infra_testkit::{
     RespValue, ServerProcess, Service, UNLEASH_ADMIN_TOKEN, UNLEASH_CLIENT_TOKEN, free_port, http_request, pid_alive,
-    postgres_query, redis_command, terminate_pid,
+    postgres_query, redis_command, running_as_root, terminate_pid, url_addr,
 };
 
 /// A binary the tests need, where to look for it, and which Debian package brings it.
@@ -97,10 +97,6 @@ fn locate() -> (BTreeMap<Service, PathBuf>, Vec<&'static str>) {
     (found, missing)
 }
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
 /// Installs `packages` with apt-get when we are root on a Debian-like system; otherwise says exactly
 /// what to run.
 fn install(packages: &[&str]) -> Result<()> {
@@ -111,7 +107,7 @@ fn install(packages: &[&str]) -> Result<()> {
             packages.join(", ")
         );
     }
-    if !is_root() {
+    if !running_as_root() {
         bail!("missing test servers; install them with:\n    sudo apt-get update && sudo {command_line}");
     }
     println!("services: installing {} (apt-get)", packages.join(" "));
@@ -314,11 +310,6 @@ pub(crate) fn down() -> Result<()> {
     Ok(())
 }
 
-fn addr_of(url: &str) -> Option<SocketAddr> {
-    let authority = url.split("://").nth(1)?;
-    authority.rsplit('@').next()?.split('/').next()?.parse().ok()
-}
-
 /// One line per service: whether it answers (servers) or exists (binaries).
 fn probe_all(state: &RunningServices) -> Vec<(Service, Result<String, String>)> {
     Service::ALL
@@ -327,20 +318,20 @@ fn probe_all(state: &RunningServices) -> Vec<(Service, Result<String, String>)> 
             let value = state.env.get(service.env_var());
             let outcome = match (service, value) {
                 (_, None) => Err("not provided".to_owned()),
-                (Service::Redis, Some(url)) => match addr_of(url).map(|addr| redis_command(addr, &[b"PING"])) {
+                (Service::Redis, Some(url)) => match url_addr(url).map(|addr| redis_command(addr, &[b"PING"])) {
                     Some(Ok(RespValue::Simple(pong))) if pong == "PONG" => Ok(format!("{url} answers PING")),
                     Some(other) => Err(format!("{url}: {other:?}")),
                     None => Err(format!("bad URL {url}")),
                 },
                 (Service::Unleash, Some(url)) => {
-                    match addr_of(url).map(|addr| http_request(addr, "GET", "/health", None)) {
+                    match url_addr(url).map(|addr| http_request(addr, "GET", "/health", None)) {
                         Some(Ok(response)) if response.status == 200 => Ok(format!("{url} answers /health")),
                         Some(other) => Err(format!("{url}: {other:?}")),
                         None => Err(format!("bad URL {url}")),
                     }
                 }
                 (Service::Postgres, Some(url)) => {
-                    match addr_of(url).map(|addr| postgres_query(addr, "postgres", "postgres", "SELECT 1")) {
+                    match url_addr(url).map(|addr| postgres_query(addr, "postgres", "postgres", "SELECT 1")) {
                         Some(Ok(_)) => Ok(format!("{url} answers SELECT 1")),
                         Some(Err(err)) => Err(format!("{url}: {err}")),
                         None => Err(format!("bad URL {url}")),

@@ -114,19 +114,7 @@ impl Context {
     /// `currentTime`, or [`USER_SEGMENTS_FIELD`] to add a segment); any other name sets a property. For
     /// contexts assembled from name/value pairs: query parameters, OpenFeature fields, test tables.
     pub fn set_field(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
-        match name {
-            "userId" => self.user_id = Some(value),
-            "sessionId" => self.session_id = Some(value),
-            "remoteAddress" => self.remote_address = Some(value),
-            "environment" => self.environment = Some(value),
-            "appName" => self.app_name = Some(value),
-            "currentTime" => self.current_time = Some(value),
-            USER_SEGMENTS_FIELD => self.segments.push(value),
-            other => {
-                self.properties.insert(other.to_owned(), value);
-            }
-        }
+        ContextField::parse(name).set(self, value.into());
     }
 
     /// [`Context::set_field`], as a builder step.
@@ -171,6 +159,22 @@ impl ContextField {
             "currentTime" => Self::CurrentTime,
             USER_SEGMENTS_FIELD => Self::UserSegments,
             other => Self::Property(other.into()),
+        }
+    }
+
+    /// Sets the field in `context` (adds a segment, for the segments field).
+    pub(crate) fn set(&self, context: &mut Context, value: String) {
+        match self {
+            Self::UserId => context.user_id = Some(value),
+            Self::SessionId => context.session_id = Some(value),
+            Self::RemoteAddress => context.remote_address = Some(value),
+            Self::Environment => context.environment = Some(value),
+            Self::AppName => context.app_name = Some(value),
+            Self::CurrentTime => context.current_time = Some(value),
+            Self::UserSegments => context.segments.push(value),
+            Self::Property(name) => {
+                context.properties.insert(name.to_string(), value);
+            }
         }
     }
 

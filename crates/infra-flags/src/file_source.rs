@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::LoadError;
-use crate::flags::{Flags, FlagsEvent};
+use crate::flags::{Flags, lock};
 use crate::periodic::PeriodicWorker;
 use crate::snapshot::FxHasher;
 
@@ -45,33 +45,31 @@ fn content_hash(bytes: &[u8]) -> u64 {
 
 impl Shared {
     /// Reads the file and reloads it if its content changed. Returns whether it loaded a new set.
+    ///
+    /// The watcher's lock is not held while loading, since loading runs the flag set's listeners.
     fn check(&self) -> Result<bool, LoadError> {
-        let bytes = std::fs::read(&self.path).map_err(|source| LoadError::Io { path: self.path.clone(), source });
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outcome = bytes.and_then(|bytes| {
-            let hash = content_hash(&bytes);
-            if state.seen == Some(hash) {
-                return Ok(false);
-            }
-            state.seen = Some(hash);
-            let text = String::from_utf8_lossy(&bytes);
-            self.flags.load_json(&text).map(|_| true)
-        });
-        match &outcome {
+        let outcome = std::fs::read(&self.path)
+            .map_err(|source| LoadError::Io { path: self.path.clone(), source })
+            .and_then(|bytes| {
+                let hash = content_hash(&bytes);
+                if lock(&self.state).seen.replace(hash) == Some(hash) {
+                    return Ok(false);
+                }
+                self.flags.load_json(&String::from_utf8_lossy(&bytes)).map(|_| true)
+            });
+        let mut state = lock(&self.state);
+        let event = match &outcome {
             Ok(true) => {
                 state.last_error = None;
                 state.reloads += 1;
+                None
             }
-            Ok(false) => {}
-            Err(err) => {
-                let message = err.to_string();
-                let first_time = state.last_error.as_deref() != Some(message.as_str());
-                state.last_error = Some(message.clone());
-                drop(state);
-                if first_time {
-                    self.flags.emit(&FlagsEvent::Error { message });
-                }
-            }
+            Ok(false) => None,
+            Err(err) => Flags::source_error(&mut state.last_error, err.to_string()),
+        };
+        drop(state);
+        if let Some(event) = event {
+            self.flags.emit(&event);
         }
         outcome
     }
@@ -111,12 +109,12 @@ impl FileWatcher {
 
     /// The error of the last check, until a good file loads.
     pub fn last_error(&self) -> Option<String> {
-        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).last_error.clone()
+        lock(&self.shared.state).last_error.clone()
     }
 
     /// How many times the file has been loaded since the watcher started (the first load included).
     pub fn reloads(&self) -> u64 {
-        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).reloads
+        lock(&self.shared.state).reloads
     }
 
     /// Stops the background thread and waits for it (dropping the watcher does the same).

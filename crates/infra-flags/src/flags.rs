@@ -14,7 +14,7 @@ use crate::published::Published;
 use crate::context::Context;
 use crate::definition::{ClientFeatures, FeatureDefinition, FeatureUpdate, StrategyDefinition};
 use crate::error::{DefinitionError, FlagError, LoadError};
-use crate::snapshot::{CodeRule, Definitions, Environment, Reason, Snapshot, StatsRegistry, VariantResult};
+use crate::snapshot::{CodeRule, Definitions, Environment, Reason, Snapshot, VariantResult};
 use crate::stats::FlagStats;
 
 /// The seed's flag status: how a flag defined in code decides.
@@ -46,6 +46,21 @@ pub struct FeatureFlag {
     pub rollout_percentage: f64,
     /// The targeted segments, for [`FlagStatus::UserSegments`].
     pub segments: Vec<String>,
+}
+
+impl FeatureFlag {
+    /// The rule that decides this flag in place of Unleash strategies, for the statuses that need one.
+    pub(crate) fn code_rule(&self) -> Option<CodeRule> {
+        match self.status {
+            FlagStatus::Enabled | FlagStatus::Disabled => None,
+            FlagStatus::PercentageRollout => {
+                Some(CodeRule::Rollout { percentage: self.rollout_percentage, default_value: self.default_value })
+            }
+            FlagStatus::UserSegments => {
+                Some(CodeRule::Segments { segments: self.segments.clone(), default_value: self.default_value })
+            }
+        }
+    }
 }
 
 /// Evaluation counts for one flag (the seed's `get_flag_analytics`).
@@ -225,7 +240,7 @@ fn start_coarse_clock() {
     UPKEEP.get_or_init(|| quanta::Upkeep::new(Duration::from_millis(1)).start().ok());
 }
 
-fn machine_hostname() -> String {
+pub(crate) fn machine_hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
@@ -256,18 +271,6 @@ struct Inner {
     loads: AtomicU64,
 }
 
-struct Registry<'a>(MutexGuard<'a, HashMap<String, Arc<FlagStats>>>);
-
-impl StatsRegistry for Registry<'_> {
-    fn stats_for(&self, flag: &str) -> Arc<FlagStats> {
-        match self.0.get(flag) {
-            Some(stats) => stats.clone(),
-            // Reached only through `compile`, which holds the lock; a miss is filled by `ensure_stats`.
-            None => Arc::new(FlagStats::default()),
-        }
-    }
-}
-
 /// Feature flags: Unleash's evaluation model, the seed's in-code API, lock-free reads.
 ///
 /// Cheap to clone; every clone sees the same flags.
@@ -288,7 +291,7 @@ impl Default for Flags {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock (a listener's, say) leaves the state consistent: every writer
     // builds the new state completely before storing it.
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -395,13 +398,9 @@ impl Flags {
 
     /// The seed's `is_enabled(name, user_id, user_segments, default)`: `default` for unknown flags.
     pub fn is_enabled_for(&self, name: &str, user_id: Option<&str>, segments: &[&str], default: bool) -> bool {
-        if !self.contains(name) {
-            self.inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
-            return default;
-        }
         let mut context = Context::new().segments(segments.iter().copied());
         context.user_id = user_id.map(str::to_owned);
-        self.is_enabled(name, &context)
+        self.evaluate(name, &context).map_or(default, |(enabled, _)| enabled)
     }
 
     /// Runs `work` when flag `name` is on for `context` (the seed's `feature_flag` decorator).
@@ -451,6 +450,17 @@ impl Flags {
     /// Calls `listener` on provider events (ready, configuration changed, error).
     pub fn subscribe(&self, listener: impl Fn(&FlagsEvent) + Send + Sync + 'static) {
         lock(&self.inner.listeners).push(Arc::new(listener));
+    }
+
+    /// Records a source's failure in `last_error` and returns the event to send, `None` when the same
+    /// failure was already reported (so a source failing on every poll is reported once). The caller sends
+    /// it with [`Flags::emit`] after releasing its own lock, so listeners may call back into the source.
+    pub(crate) fn source_error(last_error: &mut Option<String>, message: String) -> Option<FlagsEvent> {
+        if last_error.as_deref() == Some(message.as_str()) {
+            return None;
+        }
+        *last_error = Some(message.clone());
+        Some(FlagsEvent::Error { message })
     }
 
     pub(crate) fn emit(&self, event: &FlagsEvent) {
@@ -526,7 +536,8 @@ impl Flags {
             for feature in &definitions.features.features {
                 stats.entry(feature.name.clone()).or_default();
             }
-            Snapshot::compile(&definitions, &Registry(stats))
+            // Every flag has its entry now, so the fallback never runs.
+            Snapshot::compile(&definitions, &|flag: &str| stats.get(flag).cloned().unwrap_or_default())
         };
         if self.inner.strict && !problems.is_empty() {
             return Ok(Err(LoadError::Invalid(problems)));
@@ -663,18 +674,7 @@ impl Flags {
                 flag.status = FlagStatus::UserSegments;
                 flag.segments = segments.clone();
             },
-            |feature| {
-                feature.strategies = vec![StrategyDefinition {
-                    name: "default".into(),
-                    constraints: vec![crate::definition::ConstraintDefinition {
-                        context_name: "userSegments".into(),
-                        operator: "IN".into(),
-                        values: segments.clone(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }];
-            },
+            |feature| feature.strategies = vec![segments_strategy(&segments)],
         )
     }
 
@@ -761,47 +761,42 @@ impl Flags {
     }
 }
 
-/// Writes an in-code flag's status into its Unleash definition and code rule.
+/// Writes an in-code flag's status into its Unleash definition.
+///
+/// The definition shows the nearest Unleash equivalent, for listings and export; evaluation follows the
+/// flag's [`FeatureFlag::code_rule`], which adds the seed's default for undecidable contexts.
 fn apply_code_flag(definitions: &mut Definitions, flag: &FeatureFlag) {
     let Some(feature) = definitions.features.features.iter_mut().find(|f| f.name == flag.name) else { return };
     feature.description = Some(flag.description.clone());
     feature.enabled = flag.status != FlagStatus::Disabled;
-    // The Unleash definition shows the nearest Unleash equivalent, for listings and export; the code
-    // rule decides evaluation, adding the seed's default for undecidable contexts.
-    let (strategies, rule) = match flag.status {
-        FlagStatus::Enabled | FlagStatus::Disabled => (Vec::new(), None),
-        FlagStatus::PercentageRollout => (
-            vec![StrategyDefinition {
-                name: "flexibleRollout".into(),
-                parameters: [
-                    ("rollout".to_owned(), (flag.rollout_percentage.floor() as u32).to_string()),
-                    ("stickiness".to_owned(), "userId".to_owned()),
-                    ("groupId".to_owned(), flag.name.clone()),
-                ]
-                .into(),
-                ..Default::default()
-            }],
-            Some(CodeRule::Rollout { percentage: flag.rollout_percentage, default_value: flag.default_value }),
-        ),
-        FlagStatus::UserSegments => (
-            vec![StrategyDefinition {
-                name: "default".into(),
-                constraints: vec![crate::definition::ConstraintDefinition {
-                    context_name: "userSegments".into(),
-                    operator: "IN".into(),
-                    values: flag.segments.clone(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            Some(CodeRule::Segments { segments: flag.segments.clone(), default_value: flag.default_value }),
-        ),
+    feature.strategies = match flag.status {
+        FlagStatus::Enabled | FlagStatus::Disabled => Vec::new(),
+        FlagStatus::PercentageRollout => vec![StrategyDefinition {
+            name: "flexibleRollout".into(),
+            parameters: [
+                ("rollout".to_owned(), (flag.rollout_percentage.floor() as u32).to_string()),
+                ("stickiness".to_owned(), "userId".to_owned()),
+                ("groupId".to_owned(), flag.name.clone()),
+            ]
+            .into(),
+            ..Default::default()
+        }],
+        FlagStatus::UserSegments => vec![segments_strategy(&flag.segments)],
     };
-    feature.strategies = strategies;
-    match rule {
-        Some(rule) => definitions.code_rules.insert(flag.name.clone(), rule),
-        None => definitions.code_rules.remove(&flag.name),
-    };
+}
+
+/// The Unleash strategy for segment targeting: on when any of the context's segments is listed.
+fn segments_strategy(segments: &[String]) -> StrategyDefinition {
+    StrategyDefinition {
+        name: "default".into(),
+        constraints: vec![crate::definition::ConstraintDefinition {
+            context_name: crate::context::USER_SEGMENTS_FIELD.into(),
+            operator: "IN".into(),
+            values: segments.to_vec(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 fn changed_flags(before: &Definitions, after: &Definitions) -> Vec<String> {
@@ -812,7 +807,7 @@ fn changed_flags(before: &Definitions, after: &Definitions) -> Vec<String> {
         .iter()
         .filter(|(name, definition)| {
             old.get(*name) != Some(*definition)
-                || before.code_rules.get(**name) != after.code_rules.get(**name)
+                || before.code_flags.get(**name) != after.code_flags.get(**name)
                 || before.user_overrides.get(**name) != after.user_overrides.get(**name)
         })
         .map(|(name, _)| (*name).to_owned())

@@ -1,7 +1,7 @@
 //! MurmurHash3 (x86, 32-bit) and Unleash's normalisation of it into buckets.
 //!
-//! Unleash hashes `"{group_id}:{identifier}"`. Hashing the parts in sequence, as if concatenated, gives the
-//! same result without building that string, so evaluation allocates nothing.
+//! Unleash hashes `"{group_id}:{identifier}"`. The parts are gathered on the stack (or, when long, hashed
+//! in sequence as if concatenated), so evaluation never builds that string on the heap.
 
 /// The seed Unleash uses for rollout percentages.
 pub(crate) const ROLLOUT_SEED: u32 = 0;

@@ -17,8 +17,8 @@ use crate::{Context, Flags, FlagsEvent, Reason, VariantResult};
 /// SPLIT, DISABLED). String, number and structure flags resolve to the variant the context gets: its
 /// payload, read as the requested type, or for strings without a payload the variant's name. The
 /// targeting key is the Unleash user id; custom fields named like Unleash's context fields (`userId`,
-/// `sessionId`, `remoteAddress`, `environment`, `appName`, `currentTime`) fill those, and every other field
-/// becomes a property.
+/// `sessionId`, `remoteAddress`, `environment`, `appName`, `currentTime`) fill those, `userSegments` adds a
+/// segment, and every other field becomes a property ([`Context::set_field`]).
 #[derive(Debug, Clone)]
 pub struct FlagsProvider {
     flags: Flags,

@@ -5,6 +5,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::flags::lock;
+
 #[derive(Debug, Default)]
 struct Stop {
     requested: Mutex<bool>,
@@ -28,7 +30,7 @@ impl PeriodicWorker {
         let stop = Arc::new(Stop::default());
         let signal = stop.clone();
         let thread = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
-            let mut requested = signal.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut requested = lock(&signal.requested);
             // The flag is checked under the lock before every wait: a stop requested before this thread
             // first waits (or while the task ran) is never missed.
             while !*requested {
@@ -42,7 +44,7 @@ impl PeriodicWorker {
                 // The task runs without the lock, so a stop request never waits for more than one task.
                 drop(requested);
                 task();
-                requested = signal.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                requested = lock(&signal.requested);
             }
         })?;
         Ok(Self { stop, thread: Some(thread) })
@@ -50,7 +52,7 @@ impl PeriodicWorker {
 
     /// Asks the thread to stop and waits for it (for at most the task in progress).
     pub(crate) fn stop(&mut self) {
-        *self.stop.requested.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        *lock(&self.stop.requested) = true;
         self.stop.wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -267,8 +267,8 @@ impl VariantResult {
     }
 }
 
-/// Everything an evaluation needs besides the context: the clock's time for date constraints, the
-/// random source for random rollouts, the host name.
+/// Everything an evaluation needs besides the context: the clock's time for date constraints and the
+/// host name.
 pub(crate) struct Environment<'a> {
     pub(crate) now_unix_nanos: &'a dyn Fn() -> i128,
     pub(crate) hostname: &'a str,
@@ -285,20 +285,9 @@ pub(crate) struct Snapshot {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Definitions {
     pub(crate) features: ClientFeatures,
+    /// Flags created through the in-code API; their rules replace their Unleash strategies.
     pub(crate) code_flags: HashMap<String, crate::flags::FeatureFlag>,
-    pub(crate) code_rules: HashMap<String, CodeRule>,
     pub(crate) user_overrides: HashMap<String, HashMap<String, bool>>,
-}
-
-/// Finds or creates the long-lived counters of each flag, so that reloading keeps analytics.
-pub(crate) trait StatsRegistry {
-    fn stats_for(&self, flag: &str) -> Arc<FlagStats>;
-}
-
-impl<F: Fn(&str) -> Arc<FlagStats>> StatsRegistry for F {
-    fn stats_for(&self, flag: &str) -> Arc<FlagStats> {
-        self(flag)
-    }
 }
 
 fn random_percent() -> u32 {
@@ -307,7 +296,11 @@ fn random_percent() -> u32 {
 
 impl Snapshot {
     /// Compiles `definitions`; problems are reported and the faulty parts evaluate to false.
-    pub(crate) fn compile(definitions: &Definitions, registry: &dyn StatsRegistry) -> (Self, Vec<DefinitionError>) {
+    /// `stats_for` gives each flag its long-lived counters, so that reloading keeps analytics.
+    pub(crate) fn compile(
+        definitions: &Definitions,
+        stats_for: &dyn Fn(&str) -> Arc<FlagStats>,
+    ) -> (Self, Vec<DefinitionError>) {
         let mut problems = Vec::new();
         let features = &definitions.features;
         let segments: HashMap<i64, &[crate::definition::ConstraintDefinition]> =
@@ -331,7 +324,7 @@ impl Snapshot {
 
         let mut compiled = Vec::with_capacity(order.len());
         for feature in &order {
-            let stats = registry.stats_for(&feature.name);
+            let stats = stats_for(&feature.name);
             let name: Arc<str> = Arc::from(feature.name.as_str());
             let flag = feature.name.as_str();
             let mut strategies: Vec<Strategy> = feature
@@ -339,12 +332,9 @@ impl Snapshot {
                 .iter()
                 .map(|strategy| compile_strategy(flag, strategy, &segments, &stats, &mut problems))
                 .collect();
-            if let Some(rule) = definitions.code_rules.get(flag) {
-                strategies = vec![Strategy {
-                    kind: StrategyKind::Code(rule.clone()),
-                    constraints: Box::new([]),
-                    variants: None,
-                }];
+            if let Some(rule) = definitions.code_flags.get(flag).and_then(crate::flags::FeatureFlag::code_rule) {
+                strategies =
+                    vec![Strategy { kind: StrategyKind::Code(rule), constraints: Box::new([]), variants: None }];
             }
             let dependencies = feature
                 .dependencies

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::flags::lock;
+
 /// Stripes owned by one thread each.
 const EXCLUSIVE_STRIPES: usize = 16;
 /// The stripe shared by threads beyond those, updated atomically.
@@ -33,7 +35,7 @@ struct Lease(usize);
 
 impl Lease {
     fn take() -> Self {
-        let mut free = FREE_STRIPES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut free = lock(&FREE_STRIPES);
         if *free == 0 {
             return Lease(SHARED_STRIPE);
         }
@@ -46,7 +48,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if self.0 != SHARED_STRIPE {
-            let mut free = FREE_STRIPES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut free = lock(&FREE_STRIPES);
             *free |= 1 << self.0;
         }
     }
@@ -93,7 +95,7 @@ impl FlagStats {
 
     /// The counter of variant `name`, created on first use.
     pub(crate) fn variant_counter(&self, name: &str) -> Arc<AtomicU64> {
-        let mut variants = self.variants.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut variants = lock(&self.variants);
         variants.entry(name.into()).or_default().clone()
     }
 
@@ -110,7 +112,7 @@ impl FlagStats {
 
     /// Variant name to count, for variants counted at least once.
     pub(crate) fn variant_totals(&self) -> BTreeMap<String, u64> {
-        let variants = self.variants.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let variants = lock(&self.variants);
         variants
             .iter()
             .map(|(name, count)| (name.to_string(), count.load(Ordering::Relaxed)))

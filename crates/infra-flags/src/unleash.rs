@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+
 use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::error::LoadError;
-use crate::flags::{Flags, FlagsEvent};
+use crate::flags::{Flags, lock, machine_hostname};
 use crate::periodic::PeriodicWorker;
 
 /// Why polling Unleash failed. The flags in use stay as they were.
@@ -159,7 +160,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, PollState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     fn poll(&self) -> Result<PollOutcome, UnleashError> {
@@ -198,13 +199,9 @@ impl Shared {
 
     /// Keeps the error and tells listeners, once per distinct error.
     fn record_error(&self, err: &UnleashError) {
-        let message = err.to_string();
-        let mut state = self.lock();
-        let first_time = state.last_error.as_deref() != Some(message.as_str());
-        state.last_error = Some(message.clone());
-        drop(state);
-        if first_time {
-            self.flags.emit(&FlagsEvent::Error { message });
+        let event = Flags::source_error(&mut self.lock().last_error, err.to_string());
+        if let Some(event) = event {
+            self.flags.emit(&event);
         }
     }
 }
@@ -220,7 +217,7 @@ impl UnleashPoller {
     /// Configures a poller for the Unleash API at `api_url` (for example `https://unleash.example.com/api`)
     /// with a client API token.
     pub fn builder(api_url: impl Into<String>, api_token: impl Into<String>) -> UnleashPollerBuilder {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+        let host = machine_hostname();
         UnleashPollerBuilder {
             api_url: api_url.into(),
             api_token: api_token.into(),

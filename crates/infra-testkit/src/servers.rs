@@ -132,6 +132,13 @@ pub fn start_postgres(bin_dir: &Path, dir: &Path) -> io::Result<(ServerProcess, 
     })
 }
 
+/// The socket address of a harness URL such as `redis://127.0.0.1:6379` or
+/// `postgres://postgres@127.0.0.1:5432/postgres` (the harness always hands out numeric addresses).
+pub fn url_addr(url: &str) -> Option<SocketAddr> {
+    let authority = url.split("://").nth(1)?;
+    authority.rsplit('@').next()?.split('/').next()?.parse().ok()
+}
+
 /// Runs `start` with fresh free ports until one works, so that losing a port race does not fail a test.
 fn retry_ports<T>(name: &str, mut start: impl FnMut(u16) -> io::Result<T>) -> io::Result<T> {
     let mut last = None;
@@ -145,7 +152,8 @@ fn retry_ports<T>(name: &str, mut start: impl FnMut(u16) -> io::Result<T>) -> io
     Err(io::Error::new(err.kind(), format!("{name} did not start after {PORT_ATTEMPTS} ports: {err}")))
 }
 
-fn running_as_root() -> bool {
+/// Whether this process runs as root (uid 0).
+pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -10,16 +10,10 @@ use std::time::Duration;
 
 use infra_testkit::{
     RespValue, ServerProcess, Service, free_port, http_request, postgres_query, redis_command, service, service_path,
-    temp_dir, wait_until,
+    temp_dir, url_addr, wait_until,
 };
 
 const READY: Duration = Duration::from_secs(30);
-
-fn url_addr(url: &str) -> SocketAddr {
-    let authority = url.split("://").nth(1).expect("a URL with a scheme");
-    let host_port = authority.rsplit('@').next().unwrap().split('/').next().unwrap();
-    host_port.parse().expect("the harness hands out numeric loopback addresses")
-}
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
@@ -30,7 +24,7 @@ fn interop_redis_set_get() {
     let Some(url) = service(Service::Redis) else {
         return;
     };
-    let addr = url_addr(&url);
+    let addr = url_addr(&url).expect("the harness hands out numeric loopback addresses");
     let key = format!("infra-testkit:{}", std::process::id());
     assert_eq!(
         redis_command(addr, &[b"SET", key.as_bytes(), b"value \xff with bytes"]).unwrap(),
@@ -49,7 +43,7 @@ fn interop_postgres_select_1() {
     let Some(url) = service(Service::Postgres) else {
         return;
     };
-    let addr = url_addr(&url);
+    let addr = url_addr(&url).expect("the harness hands out numeric loopback addresses");
     let rows = postgres_query(addr, "postgres", "postgres", "SELECT 1, NULL::text, 'ünïcode'").unwrap();
     assert_eq!(rows, vec![vec![Some("1".to_owned()), None, Some("ünïcode".to_owned())]]);
     let err = postgres_query(addr, "postgres", "postgres", "SELECT * FROM no_such_table").unwrap_err();
