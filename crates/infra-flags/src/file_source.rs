@@ -14,7 +14,7 @@ use crate::snapshot::FxHasher;
 ///
 /// A file that does not parse (or, in strict mode, has invalid definitions) keeps the last good flag set
 /// in force; the error is kept in [`FileWatcher::last_error`] and sent to [`Flags::subscribe`] listeners
-/// as [`FlagsEvent::Error`]. Dropping the watcher stops its thread.
+/// as [`FlagsEvent::Error`](crate::FlagsEvent::Error). Dropping the watcher stops its thread.
 #[derive(Debug)]
 pub struct FileWatcher {
     shared: Arc<Shared>,
