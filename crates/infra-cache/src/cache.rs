@@ -1,0 +1,549 @@
+//! [`Cache`]: the handle, the shards behind it, and the hill climber that sizes the window.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::Duration;
+
+use quanta::Clock;
+
+use crate::builder::{CacheBuilder, Listener, Weigher};
+use crate::loader::Flights;
+use crate::shard::{Lookup, NEVER, Removed, Shard, Tuning};
+use crate::stats::{CacheStats, Counters};
+use crate::{DefaultHashBuilder, RemovalCause};
+
+/// Slots a write looks at for expired entries on its way out, so that expired entries leave even
+/// without a maintenance thread.
+const SWEEP_PER_WRITE: usize = 4;
+/// Inserts into a shard between two looks at the cache-wide hit ratio.
+const INSERTS_PER_TUNING: u32 = 64;
+
+/// What the builder hands over.
+pub(crate) struct Config<K, V, S> {
+    pub(crate) max_weight: u64,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) time_to_idle: Option<Duration>,
+    pub(crate) clock: Clock,
+    pub(crate) hasher: S,
+    pub(crate) shards: usize,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) maintenance_interval: Option<Duration>,
+}
+
+/// A concurrent, bounded cache: cheap to clone (an `Arc`), safe to share between threads.
+///
+/// Reads ([`get`](Self::get)) take a shard's read lock and write nothing shared but that lock; writes
+/// run the eviction policy (adaptive W-TinyLFU, described in `docs/cache.md`) under the shard's write
+/// lock. Values are returned by clone: store an `Arc` for values that are costly to clone.
+pub struct Cache<K, V, S = DefaultHashBuilder> {
+    pub(crate) inner: Arc<Inner<K, V, S>>,
+}
+
+impl<K, V, S> Clone for Cache<K, V, S> {
+    fn clone(&self) -> Self {
+        Cache { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("shards", &self.inner.shards.len())
+            .field("max_weight", &self.inner.max_weight)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A shard's lock and its loads in flight, on cache lines of their own.
+#[repr(align(128))]
+pub(crate) struct ShardCell<K, V> {
+    shard: RwLock<Shard<K, V>>,
+    pub(crate) flights: Mutex<Flights<K, V>>,
+}
+
+pub(crate) struct Inner<K, V, S> {
+    shards: Box<[ShardCell<K, V>]>,
+    shard_mask: u64,
+    pub(crate) hasher: S,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    time_to_live: Option<u64>,
+    time_to_idle: Option<u64>,
+    /// Set once any entry may expire; until then writes skip reading the clock.
+    may_expire: AtomicBool,
+    clock: Clock,
+    epoch: quanta::Instant,
+    pub(crate) counters: Counters,
+    max_weight: u64,
+    /// The window's share of each shard, an `f64` as bits, set by the climber.
+    window_share: AtomicU64,
+    /// The probability of admitting a returning ghost, an `f64` as bits, set by the climber.
+    ghost_admission: AtomicU64,
+    climber: Mutex<Climber>,
+    maintenance: Mutex<Option<std::thread::Thread>>,
+}
+
+impl<K, V> Cache<K, V> {
+    /// A builder; at least a bound ([`CacheBuilder::max_capacity`] or a weigher with
+    /// [`CacheBuilder::max_weight`]) is needed.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache of up to `max_capacity` entries, with defaults for everything else.
+    pub fn new(max_capacity: u64) -> Self {
+        let built = Cache::builder().max_capacity(max_capacity).build();
+        // A capacity alone is a complete configuration: nothing in it can be rejected.
+        built.unwrap_or_else(|error| unreachable!("a capacity-only configuration is valid: {error}"))
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
+        let shard_count = config.shards as u64;
+        let shard_weight = config.max_weight.div_ceil(shard_count.max(1));
+        let expected_entries = if config.weigher.is_some() {
+            usize::try_from(shard_weight.min(1024)).unwrap_or(1024)
+        } else {
+            usize::try_from(shard_weight).unwrap_or(usize::MAX)
+        };
+        let shards = (0..shard_count)
+            .map(|index| ShardCell {
+                shard: RwLock::new(Shard::new(shard_weight, expected_entries, index.wrapping_mul(0x9E37_79B9) + 1)),
+                flights: Mutex::new(Flights::default()),
+            })
+            .collect();
+        let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(NEVER);
+        let epoch = config.clock.now();
+        let inner = Arc::new(Inner {
+            shards,
+            shard_mask: shard_count - 1,
+            hasher: config.hasher,
+            weigher: config.weigher,
+            listener: config.listener,
+            time_to_live: config.time_to_live.map(nanos),
+            time_to_idle: config.time_to_idle.map(nanos),
+            may_expire: AtomicBool::new(config.time_to_live.is_some() || config.time_to_idle.is_some()),
+            clock: config.clock,
+            epoch,
+            counters: Counters::default(),
+            max_weight: config.max_weight,
+            window_share: AtomicU64::new(Climber::INITIAL_SHARE.to_bits()),
+            ghost_admission: AtomicU64::new(Climber::INITIAL_GHOST_ADMISSION.to_bits()),
+            climber: Mutex::new(Climber::new()),
+            maintenance: Mutex::new(None),
+        });
+        if let Some(interval) = config.maintenance_interval {
+            spawn_maintenance(&inner, interval);
+        }
+        Cache { inner }
+    }
+
+    /// The value for `key`, if present and unexpired. Counts a hit or a miss.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.peek(key);
+        if found.is_some() {
+            self.inner.counters.hit()
+        } else {
+            self.inner.counters.miss()
+        }
+        found
+    }
+
+    /// [`get`](Self::get) without counting a hit or a miss (it still counts as an access).
+    #[inline]
+    pub(crate) fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(key);
+        match inner.read(hash).get(hash, key, || inner.now(), inner.time_to_idle) {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Miss | Lookup::Expired => None,
+        }
+    }
+
+    /// Whether `key` is present and unexpired; counts neither a hit nor a miss and does not count as
+    /// an access for eviction or time to idle.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        let now = self.inner.now();
+        self.inner.read(hash).contains(hash, key, now)
+    }
+
+    /// Inserts or replaces the value for `key`, with the cache's time to live (the seed's `set`).
+    pub fn insert(&self, key: K, value: V) {
+        self.inner.insert(key, value, self.inner.time_to_live);
+    }
+
+    /// Inserts or replaces the value for `key`, expiring after `ttl` instead of the cache's default.
+    ///
+    /// A zero `ttl` stores nothing: an entry already there for the key is removed (as replaced) and the
+    /// listener hears of the new value as expired.
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        if ttl.is_zero() {
+            let hash = self.inner.hasher.hash_one(&key);
+            let mut removed = Vec::with_capacity(2);
+            if let Some((old_key, old_value, _)) = self.inner.write(hash).remove(hash, &key) {
+                removed.push(Removed { key: old_key, value: old_value, cause: RemovalCause::Replaced });
+            }
+            removed.push(Removed { key, value, cause: RemovalCause::Expired });
+            self.inner.finish(removed);
+            return;
+        }
+        self.inner.may_expire.store(true, Ordering::Relaxed);
+        self.inner.insert(key, value, Some(u64::try_from(ttl.as_nanos()).unwrap_or(NEVER)));
+    }
+
+    /// Removes the entry for `key`, returning its value if it was present and unexpired (the seed's
+    /// `delete`, which returned whether it was).
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        let taken = self.inner.write(hash).remove(hash, key);
+        let (key, value, expires) = taken?;
+        if self.inner.now() >= expires {
+            self.inner.finish(vec![Removed { key, value, cause: RemovalCause::Expired }]);
+            return None;
+        }
+        self.inner.report(&key, &value, RemovalCause::Explicit);
+        Some(value)
+    }
+
+    /// Removes every entry (each reported to the listener as explicit).
+    pub fn clear(&self) {
+        for cell in self.inner.shards.iter() {
+            let mut removed = Vec::new();
+            write_lock(&cell.shard).drain(RemovalCause::Explicit, &mut removed);
+            self.inner.finish(removed);
+        }
+    }
+
+    /// Reclaims every expired entry now (the background thread and writes do it a little at a time).
+    pub fn run_pending_maintenance(&self) {
+        self.inner.sweep_all();
+    }
+
+    /// Entries held, expired ones not yet reclaimed included.
+    pub fn entry_count(&self) -> usize {
+        self.inner.entry_count()
+    }
+
+    /// Total weight held (the entry count, without a weigher).
+    pub fn weight(&self) -> u64 {
+        self.inner.shards.iter().map(|cell| read_lock(&cell.shard).weight()).sum()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entry_count() == 0
+    }
+
+    /// The bound on weight (entries, without a weigher).
+    pub fn max_weight(&self) -> u64 {
+        self.inner.max_weight
+    }
+
+    /// A snapshot of the counters (the seed's `get_stats`).
+    pub fn stats(&self) -> CacheStats {
+        let (entries, weight) = self.inner.shards.iter().fold((0, 0), |(entries, weight), cell| {
+            let shard = read_lock(&cell.shard);
+            (entries + shard.len(), weight + shard.weight())
+        });
+        self.inner.counters.snapshot(entries, weight, self.inner.max_weight)
+    }
+
+    /// Heap bytes the cache's own structures hold (tables, slots, queues, sketch, ghosts), beside what
+    /// keys and values allocate themselves.
+    pub fn heap_bytes(&self) -> usize {
+        self.inner.shards.iter().map(|cell| read_lock(&cell.shard).heap_bytes()).sum()
+    }
+
+    /// Up to `limit` live entries, the most valuable to keep first (per shard: protected, probation,
+    /// window; shards interleaved by estimated popularity). Used to save a hot set for a warm restart.
+    pub fn hottest(&self, limit: usize) -> Vec<(K, V)>
+    where
+        K: Clone,
+    {
+        let now = self.inner.now();
+        let mut found: Vec<(u8, usize, K, V)> = Vec::new();
+        for cell in self.inner.shards.iter() {
+            let shard = read_lock(&cell.shard);
+            let mut rank = 0;
+            shard.for_each_hot(now, |key, value, frequency| {
+                if rank < limit {
+                    found.push((frequency, rank, key.clone(), value.clone()));
+                }
+                rank += 1;
+            });
+        }
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        found.into_iter().take(limit).map(|(_, _, key, value)| (key, value)).collect()
+    }
+}
+
+impl<K, V, S> Inner<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    #[inline]
+    fn cell(&self, hash: u64) -> &ShardCell<K, V> {
+        // Bits 32 and up: hashbrown picks buckets with the low bits and tags with the top seven.
+        &self.shards[((hash >> 32) & self.shard_mask) as usize]
+    }
+
+    #[inline]
+    fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard<K, V>> {
+        read_lock(&self.cell(hash).shard)
+    }
+
+    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Shard<K, V>> {
+        write_lock(&self.cell(hash).shard)
+    }
+
+    pub(crate) fn flights(&self, hash: u64) -> MutexGuard<'_, Flights<K, V>> {
+        lock(&self.cell(hash).flights)
+    }
+
+    /// The cache's clock, read.
+    pub(crate) fn clock_now(&self) -> quanta::Instant {
+        self.clock.now()
+    }
+
+    /// Nanoseconds since the cache was built, on its clock.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(self.clock.now().duration_since(self.epoch).as_nanos()).unwrap_or(NEVER - 1)
+    }
+
+    pub(crate) fn insert(&self, key: K, value: V, time_to_live: Option<u64>) {
+        let hash = self.hasher.hash_one(&key);
+        let weight = self.weigher.as_ref().map_or(1, |weigher| weigher(&key, &value).max(1));
+        let now = if self.may_expire.load(Ordering::Relaxed) { self.now() } else { 0 };
+        let deadline = time_to_live.map_or(NEVER, |ttl| now.saturating_add(ttl));
+        let expires = self.time_to_idle.map_or(deadline, |tti| now.saturating_add(tti).min(deadline));
+        let tuning = Tuning {
+            window_share: f64::from_bits(self.window_share.load(Ordering::Relaxed)),
+            ghost_admission: f64::from_bits(self.ghost_admission.load(Ordering::Relaxed)),
+            now,
+        };
+        let mut removed = Vec::new();
+        let tune = {
+            let mut shard = self.write(hash);
+            shard.insert(hash, key, value, weight, deadline, expires, tuning, &mut removed);
+            shard.sweep_expired(now, SWEEP_PER_WRITE, &mut removed);
+            let tune = shard.inserts_since_tuning >= INSERTS_PER_TUNING;
+            if tune {
+                shard.inserts_since_tuning = 0;
+            }
+            tune
+        };
+        if tune {
+            self.tune();
+        }
+        self.finish(removed);
+    }
+
+    fn entry_count(&self) -> usize {
+        self.shards.iter().map(|cell| read_lock(&cell.shard).len()).sum()
+    }
+
+    fn sweep_all(&self) {
+        let now = self.now();
+        for cell in self.shards.iter() {
+            let mut removed = Vec::new();
+            {
+                let mut shard = write_lock(&cell.shard);
+                let slots = shard.len().max(1) * 2;
+                shard.sweep_expired(now, slots, &mut removed);
+            }
+            self.finish(removed);
+        }
+    }
+
+    /// Feeds the cache-wide hit ratio to the climber, which may move the window's share.
+    fn tune(&self) {
+        let Ok(mut climber) = self.climber.try_lock() else { return };
+        let (hits, misses) = self.counters.reads();
+        let sample = if self.weigher.is_some() { self.entry_count().max(1024) as u64 } else { self.max_weight.max(64) };
+        if let Some((share, ghosts)) = climber.observe(hits, misses, sample.saturating_mul(Climber::SAMPLE_PER_ENTRY)) {
+            self.window_share.store(share.to_bits(), Ordering::Relaxed);
+            self.ghost_admission.store(ghosts.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts and reports removed entries, then drops them, all outside any lock.
+    pub(crate) fn finish(&self, removed: Vec<Removed<K, V>>) {
+        for entry in &removed {
+            self.report(&entry.key, &entry.value, entry.cause);
+        }
+    }
+
+    pub(crate) fn report(&self, key: &K, value: &V, cause: RemovalCause) {
+        self.counters.removed(cause);
+        if let Some(listener) = &self.listener
+            && catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err()
+        {
+            self.counters.listener_panicked();
+        }
+    }
+}
+
+impl<K, V, S> Drop for Inner<K, V, S> {
+    fn drop(&mut self) {
+        // Wake the maintenance thread so that it finds the cache gone and ends now, not an interval later.
+        if let Some(thread) = lock(&self.maintenance).take() {
+            thread.unpark();
+        }
+    }
+}
+
+fn spawn_maintenance<K, V, S>(inner: &Arc<Inner<K, V, S>>, interval: Duration)
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    let weak: Weak<Inner<K, V, S>> = Arc::downgrade(inner);
+    let spawned = std::thread::Builder::new().name("infra-cache-maintenance".into()).spawn(move || {
+        loop {
+            std::thread::park_timeout(interval);
+            let Some(inner) = weak.upgrade() else { break };
+            inner.sweep_all();
+        }
+    });
+    // Without the thread (the system refused one), writes and explicit calls still reclaim.
+    if let Ok(handle) = spawned {
+        *lock(&inner.maintenance) = Some(handle.thread().clone());
+    }
+}
+
+/// Caffeine's hill climber, on two parameters taken in turn: the window's share and the probability of
+/// admitting a returning ghost. After each sample a parameter moves again in the direction that last
+/// raised the hit ratio, or turns back; steps shrink as it settles and restart when the hit ratio jumps
+/// (a new workload).
+#[derive(Debug)]
+struct Climber {
+    share: Knob,
+    ghosts: Knob,
+    /// Which knob moved last, and so is judged by the next sample: false for the share.
+    ghosts_moved_last: bool,
+    previous_ratio: f64,
+    hits: u64,
+    misses: u64,
+}
+
+#[derive(Debug)]
+struct Knob {
+    value: f64,
+    step: f64,
+    initial_step: f64,
+}
+
+impl Knob {
+    /// Judges the last move by the change in hit ratio and makes the next one.
+    fn climb(&mut self, change: f64) -> f64 {
+        let amount = if change >= 0.0 { self.step } else { -self.step };
+        self.step = if change.abs() >= Climber::RESTART {
+            self.initial_step.abs().copysign(amount)
+        } else {
+            Climber::DECAY * amount
+        };
+        self.value = (self.value + amount).clamp(0.0, 1.0);
+        self.value
+    }
+}
+
+impl Climber {
+    const INITIAL_SHARE: f64 = 0.01;
+    const SHARE_STEP: f64 = 0.0625;
+    const INITIAL_GHOST_ADMISSION: f64 = 1.0;
+    const GHOST_STEP: f64 = 0.25;
+    const DECAY: f64 = 0.98;
+    const RESTART: f64 = 0.05;
+    const SAMPLE_PER_ENTRY: u64 = 10;
+
+    fn new() -> Self {
+        Climber {
+            // The first move shrinks the window; the initial 1% is a frequency-first guess.
+            share: Knob { value: Self::INITIAL_SHARE, step: -Self::SHARE_STEP, initial_step: Self::SHARE_STEP },
+            // Ghosts start admitted, and the first move takes a step towards not.
+            ghosts: Knob {
+                value: Self::INITIAL_GHOST_ADMISSION,
+                step: -Self::GHOST_STEP,
+                initial_step: Self::GHOST_STEP,
+            },
+            ghosts_moved_last: true,
+            previous_ratio: 0.0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Given the running totals, returns the new (share, ghost admission) when a sample of `sample`
+    /// reads has passed.
+    fn observe(&mut self, hits: u64, misses: u64, sample: u64) -> Option<(f64, f64)> {
+        let (sample_hits, sample_misses) = (hits - self.hits, misses - self.misses);
+        if sample_hits + sample_misses < sample {
+            return None;
+        }
+        self.hits = hits;
+        self.misses = misses;
+        let ratio = sample_hits as f64 / (sample_hits + sample_misses) as f64;
+        let change = ratio - self.previous_ratio;
+        self.previous_ratio = ratio;
+        if self.ghosts_moved_last {
+            self.ghosts.climb(change)
+        } else {
+            self.share.climb(change)
+        };
+        self.ghosts_moved_last = !self.ghosts_moved_last;
+        Some((self.share.value, self.ghosts.value))
+    }
+}
+
+/// Locks a mutex, going on past poisoning: every writer leaves the state consistent before running
+/// user code that could panic (see the shard module).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[inline]
+fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

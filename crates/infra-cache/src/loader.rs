@@ -1,0 +1,213 @@
+//! Single flight: concurrent misses on one key run one loader, and everyone gets its result.
+//!
+//! The first caller to miss registers a flight for the key in its shard's table of flights and runs the
+//! loader; callers that miss meanwhile find the flight and wait on it. The leader inserts the value into
+//! the cache *before* retiring the flight, and a caller that finds no flight looks in the cache again
+//! while holding the flights lock, so no caller can slip between the two and load twice. A leader that
+//! fails wakes its waiters with the error; one that panics (its guard is dropped while unwinding) wakes
+//! them with [`LoadError::Panicked`]. Nobody is left waiting.
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use hashbrown::HashTable;
+
+use crate::cache::{Cache, lock};
+use crate::error::LoadError;
+
+/// Loads in flight in one shard.
+pub(crate) struct Flights<K, V> {
+    table: HashTable<(u64, K, Arc<Flight<V>>)>,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Flights { table: HashTable::new() }
+    }
+}
+
+struct Flight<V> {
+    state: Mutex<FlightState<V>>,
+    done: Condvar,
+}
+
+enum FlightState<V> {
+    Running,
+    Loaded(V),
+    Failed(LoadError),
+}
+
+impl<V: Clone> Flight<V> {
+    fn wait(&self) -> Result<V, LoadError> {
+        let mut state = lock(&self.state);
+        loop {
+            match &*state {
+                FlightState::Running => {
+                    state = self.done.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                FlightState::Loaded(value) => return Ok(value.clone()),
+                FlightState::Failed(error) => return Err(error.clone()),
+            }
+        }
+    }
+}
+
+enum Role<V> {
+    /// The value turned up in the cache.
+    Cached(V),
+    /// Another caller is loading; wait for it.
+    Follower(Arc<Flight<V>>),
+    /// This caller loads.
+    Leader(Arc<Flight<V>>),
+}
+
+/// Retires a flight, with the outcome or, if dropped unfinished (the loader panicked), with
+/// [`LoadError::Panicked`].
+struct LeaderGuard<'a, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    cache: &'a Cache<K, V, S>,
+    hash: u64,
+    flight: Arc<Flight<V>>,
+    started: quanta::Instant,
+    finished: bool,
+}
+
+impl<K, V, S> LeaderGuard<'_, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    fn finish(&mut self, outcome: FlightState<V>) {
+        self.finished = true;
+        let inner = &self.cache.inner;
+        let took = inner.clock_now().duration_since(self.started);
+        inner.counters.load(took, matches!(outcome, FlightState::Loaded(_)));
+        {
+            let mut flights = inner.flights(self.hash);
+            if let Ok(entry) = flights.table.find_entry(self.hash, |(_, _, flight)| Arc::ptr_eq(flight, &self.flight)) {
+                entry.remove();
+            }
+        }
+        *lock(&self.flight.state) = outcome;
+        self.flight.done.notify_all();
+    }
+}
+
+impl<K, V, S> Drop for LeaderGuard<'_, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(FlightState::Failed(LoadError::Panicked));
+        }
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// The value for `key`, computing and inserting it with `init` on a miss (the seed's `get_or_set`).
+    ///
+    /// Concurrent misses on one key run `init` once; the other callers wait and share its value. If that
+    /// `init` panics, the panic goes on in its caller and one of the waiters loads in its place.
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        self.get_or_insert_with_ttl(key, None, init)
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with), storing the value with its own time to live
+    /// (`None`: the cache's).
+    pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
+        if let Some(value) = self.get(&key) {
+            return value;
+        }
+        let hash = self.inner.hasher.hash_one(&key);
+        let flight = loop {
+            match self.join(hash, &key) {
+                Role::Cached(value) => return value,
+                Role::Follower(flight) => match flight.wait() {
+                    Ok(value) => return value,
+                    // The leader panicked: try again, perhaps as the leader.
+                    Err(_) => continue,
+                },
+                Role::Leader(flight) => break flight,
+            }
+        };
+        let mut guard = self.lead(hash, flight);
+        let value = init();
+        self.store(key, value.clone(), ttl);
+        guard.finish(FlightState::Loaded(value.clone()));
+        value
+    }
+
+    /// The value for `key`, loading it with the fallible `init` on a miss.
+    ///
+    /// Concurrent misses on one key run `init` once. If it fails, its caller and every waiter get the
+    /// same [`LoadError::Failed`] (nothing is cached, so the next call tries again); if it panics,
+    /// waiters get [`LoadError::Panicked`].
+    pub fn try_get_or_insert_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, LoadError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let hash = self.inner.hasher.hash_one(&key);
+        let flight = match self.join(hash, &key) {
+            Role::Cached(value) => return Ok(value),
+            Role::Follower(flight) => return flight.wait(),
+            Role::Leader(flight) => flight,
+        };
+        let mut guard = self.lead(hash, flight);
+        match init() {
+            Ok(value) => {
+                self.store(key, value.clone(), None);
+                guard.finish(FlightState::Loaded(value.clone()));
+                Ok(value)
+            }
+            Err(error) => {
+                let error = LoadError::Failed(Arc::new(error));
+                guard.finish(FlightState::Failed(error.clone()));
+                Err(error)
+            }
+        }
+    }
+
+    fn lead(&self, hash: u64, flight: Arc<Flight<V>>) -> LeaderGuard<'_, K, V, S> {
+        LeaderGuard { cache: self, hash, flight, started: self.inner.clock_now(), finished: false }
+    }
+
+    fn store(&self, key: K, value: V, ttl: Option<Duration>) {
+        match ttl {
+            Some(ttl) => self.insert_with_ttl(key, value, ttl),
+            None => self.insert(key, value),
+        }
+    }
+
+    /// Joins the flight for `key`, or starts one.
+    fn join(&self, hash: u64, key: &K) -> Role<V> {
+        let mut flights = self.inner.flights(hash);
+        if let Some((_, _, flight)) = flights.table.find(hash, |(_, other, _)| other == key) {
+            return Role::Follower(Arc::clone(flight));
+        }
+        // A leader inserts before it retires its flight: with no flight, the value is either here or
+        // not being loaded.
+        if let Some(value) = self.peek(key) {
+            return Role::Cached(value);
+        }
+        let flight = Arc::new(Flight { state: Mutex::new(FlightState::Running), done: Condvar::new() });
+        flights.table.insert_unique(hash, (hash, key.clone(), Arc::clone(&flight)), |(hash, _, _)| *hash);
+        Role::Leader(flight)
+    }
+}

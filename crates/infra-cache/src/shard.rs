@@ -1,0 +1,608 @@
+//! One shard: a hash table of slot indices, the slots, and the eviction policy's queues.
+//!
+//! Reads take the shard's read lock, find the slot, and record the hit in the slot's own atomic byte
+//! (hits since the last aging, and a referenced bit), touching no shared line beyond the lock word. All
+//! ordering work happens on the write path, under the write lock:
+//!
+//! - New entries enter the **window**, a CLOCK queue (a referenced entry at the tail gets a second chance).
+//! - An entry leaving the window is a **candidate** for the main region. When the shard is over its
+//!   weight, the candidate competes with the **probation** queue's victim: the one with the higher
+//!   estimated frequency (sketch plus the hits counted in the slot) stays. A candidate recently turned
+//!   away or evicted (a ghost) is admitted outright.
+//! - Main is a segmented LRU approximated by CLOCK: a referenced entry found at probation's tail moves to
+//!   **protected**; protected's overflow moves back to probation.
+//! - The window's share of the weight is set cache-wide by a hill climber ([`crate::cache`]).
+//!
+//! User code (`Hash`, `Eq`, weighers, `Drop` of keys and values, listeners) never runs while a queue or
+//! the table is half-updated: hashes are computed before locking, `Eq` runs only in lookups before any
+//! change, the table rehashes with stored hashes, and removed entries are handed back to the caller to
+//! drop and report after the lock is released.
+
+use std::borrow::Borrow;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use hashbrown::HashTable;
+
+use crate::RemovalCause;
+use crate::ghost::Ghosts;
+use crate::sketch::FrequencySketch;
+
+/// "Never expires", as a deadline.
+pub(crate) const NEVER: u64 = u64::MAX;
+const NIL: u32 = u32::MAX;
+/// Hits counted in a slot since it was inserted or last aged, saturating.
+const HITS: u8 = 0x0F;
+/// Set on every hit, cleared when the policy gives the entry a second chance.
+const REFERENCED: u8 = 0x10;
+/// The probability (1 in 128) of admitting a hot candidate that does not beat its victim, so that an
+/// attacker cannot pin a victim by making it look popular (Caffeine's defence against hash flooding).
+const HOT_CANDIDATE: u8 = 6;
+/// Share of the main region given to the protected segment, chosen on the ARC traces (docs/cache.md).
+const PROTECTED_SHARE: f64 = 0.5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Region {
+    Window = 0,
+    Probation = 1,
+    Protected = 2,
+}
+
+#[derive(Debug)]
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    hash: u64,
+    weight: u32,
+    /// When the entry's time to live ends, in clock nanoseconds, or [`NEVER`].
+    deadline: u64,
+}
+
+#[derive(Debug)]
+struct Slot<K, V> {
+    entry: Option<Entry<K, V>>,
+    /// [`HITS`] and [`REFERENCED`].
+    meta: AtomicU8,
+    /// When the entry expires, in clock nanoseconds (the deadline, or sooner by time to idle).
+    expires: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Links {
+    prev: u32,
+    next: u32,
+    region: Region,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Queue {
+    head: u32,
+    tail: u32,
+    weight: u64,
+    len: usize,
+}
+
+impl Queue {
+    const EMPTY: Queue = Queue { head: NIL, tail: NIL, weight: 0, len: 0 };
+}
+
+/// An entry taken out of the cache, to be reported and dropped once the lock is released.
+#[derive(Debug)]
+pub(crate) struct Removed<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) cause: RemovalCause,
+}
+
+/// What a read found.
+#[derive(Debug)]
+pub(crate) enum Lookup<V> {
+    Hit(V),
+    Miss,
+    /// The key is there but its time is up; the entry is reclaimed by the next write or sweep.
+    Expired,
+}
+
+/// The cache-wide settings a shard's write path needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// The window's share of the weight, 0..=1.
+    pub(crate) window_share: f64,
+    /// The probability of admitting a returning ghost, 0..=1.
+    pub(crate) ghost_admission: f64,
+    /// The current time in clock nanoseconds.
+    pub(crate) now: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shard<K, V> {
+    table: HashTable<u32>,
+    slots: Vec<Slot<K, V>>,
+    links: Vec<Links>,
+    free: Vec<u32>,
+    queues: [Queue; 3],
+    max_weight: u64,
+    weight: u64,
+    sketch: FrequencySketch,
+    ghosts: Ghosts,
+    rng: u64,
+    /// Where the next expiry sweep resumes, as a slot index.
+    sweep_cursor: usize,
+    /// Entries whose deadline is not [`NEVER`]; sweeps are skipped while this is zero.
+    expiring: usize,
+    /// Inserts since the cache-wide tuning was last consulted.
+    pub(crate) inserts_since_tuning: u32,
+}
+
+impl<K, V> Shard<K, V> {
+    /// A shard holding up to `max_weight` (entries, when every entry weighs 1); `expected_entries` sizes the
+    /// frequency sketch.
+    pub(crate) fn new(max_weight: u64, expected_entries: usize, seed: u64) -> Self {
+        Shard {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            links: Vec::new(),
+            free: Vec::new(),
+            queues: [Queue::EMPTY; 3],
+            max_weight,
+            weight: 0,
+            sketch: FrequencySketch::new(expected_entries),
+            ghosts: Ghosts::new(expected_entries),
+            rng: seed | 1,
+            sweep_cursor: 0,
+            expiring: 0,
+            inserts_since_tuning: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&index| slots[index as usize].entry.as_ref().is_some_and(|entry| entry.key.borrow() == key))
+            .copied()
+    }
+
+    /// The read path: finds the entry, checks its expiry, records the hit, clones the value.
+    ///
+    /// `now` is called only for entries that can expire; `idle` is the time to idle in nanoseconds.
+    #[inline]
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64, idle: Option<u64>) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        let Some(index) = self.find(hash, key) else { return Lookup::Miss };
+        let slot = &self.slots[index as usize];
+        let Some(entry) = slot.entry.as_ref() else { return Lookup::Miss };
+        let expires = slot.expires.load(Ordering::Relaxed);
+        if expires != NEVER {
+            let now = now();
+            if now >= expires {
+                return Lookup::Expired;
+            }
+            if let Some(idle) = idle {
+                let renewed = now.saturating_add(idle).min(entry.deadline);
+                if renewed != expires {
+                    slot.expires.store(renewed, Ordering::Relaxed);
+                }
+            }
+        }
+        touch(&slot.meta);
+        Lookup::Hit(entry.value.clone())
+    }
+
+    /// Whether the key is present and unexpired, without counting an access.
+    pub(crate) fn contains<Q>(&self, hash: u64, key: &Q, now: u64) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.find(hash, key).is_some_and(|index| now < self.slots[index as usize].expires.load(Ordering::Relaxed))
+    }
+
+    /// Inserts or replaces an entry, then restores the shard's bounds. `expires` is the first expiry
+    /// (the deadline, or sooner by time to idle).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        deadline: u64,
+        expires: u64,
+        tuning: Tuning,
+        removed: &mut Vec<Removed<K, V>>,
+    ) where
+        K: Eq,
+    {
+        if let Some(index) = self.find(hash, &key) {
+            let slot = &mut self.slots[index as usize];
+            let Some(entry) = slot.entry.as_mut() else { return };
+            let old_value = std::mem::replace(&mut entry.value, value);
+            let old_weight = std::mem::replace(&mut entry.weight, weight);
+            if (entry.deadline == NEVER) != (deadline == NEVER) {
+                if deadline == NEVER { self.expiring -= 1 } else { self.expiring += 1 }
+            }
+            entry.deadline = deadline;
+            slot.expires.store(expires, Ordering::Relaxed);
+            touch(&slot.meta);
+            let region = self.links[index as usize].region as usize;
+            self.queues[region].weight = self.queues[region].weight - u64::from(old_weight) + u64::from(weight);
+            self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+            removed.push(Removed { key, value: old_value, cause: RemovalCause::Replaced });
+            if u64::from(weight) > self.max_weight {
+                self.evict(index, RemovalCause::Capacity, removed);
+            }
+        } else {
+            if u64::from(weight) > self.max_weight {
+                // Heavier than the whole shard: it could only be stored by emptying it.
+                removed.push(Removed { key, value, cause: RemovalCause::Capacity });
+                return;
+            }
+            let index = self.allocate(Entry { key, value, hash, weight, deadline }, expires);
+            let slots = &self.slots;
+            self.table.insert_unique(hash, index, |&i| slot_hash(slots, i));
+            self.push_front(Region::Window, index);
+            self.weight += u64::from(weight);
+            if deadline != NEVER {
+                self.expiring += 1;
+            }
+            // Weighted shards hold an entry count nobody knew in advance: the sketch follows it. (An
+            // unweighted shard briefly holds one entry over its bound here, before eviction.)
+            if let Some(entries) = self.sketch.ensure_capacity(self.table.len().saturating_sub(1)) {
+                self.ghosts.set_capacity(entries);
+            }
+            if self.sketch.add(hash, 1) {
+                self.age_slots();
+            }
+            self.inserts_since_tuning += 1;
+        }
+        self.maintain(tuning, removed);
+    }
+
+    /// Removes the entry for `key`, returning it.
+    pub(crate) fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V, u64)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let index = self.find(hash, key)?;
+        let expires = self.slots[index as usize].expires.load(Ordering::Relaxed);
+        let (entry, _) = self.take(index);
+        Some((entry.key, entry.value, expires))
+    }
+
+    /// Takes every entry out.
+    pub(crate) fn drain(&mut self, cause: RemovalCause, removed: &mut Vec<Removed<K, V>>) {
+        for index in 0..self.slots.len() as u32 {
+            if self.slots[index as usize].entry.is_some() {
+                let (entry, _) = self.take(index);
+                removed.push(Removed { key: entry.key, value: entry.value, cause });
+            }
+        }
+        self.ghosts.clear();
+        self.slots.clear();
+        self.links.clear();
+        self.free.clear();
+        self.sweep_cursor = 0;
+    }
+
+    /// Reclaims expired entries, looking at up to `budget` slots from where the last sweep stopped.
+    /// Returns the number of slots looked at.
+    pub(crate) fn sweep_expired(&mut self, now: u64, budget: usize, removed: &mut Vec<Removed<K, V>>) -> usize {
+        if self.expiring == 0 || self.slots.is_empty() {
+            return 0;
+        }
+        let budget = budget.min(self.slots.len());
+        for _ in 0..budget {
+            if self.sweep_cursor >= self.slots.len() {
+                self.sweep_cursor = 0;
+            }
+            let index = self.sweep_cursor as u32;
+            self.sweep_cursor += 1;
+            if self.is_expired(index, now) {
+                self.evict(index, RemovalCause::Expired, removed);
+            }
+        }
+        budget
+    }
+
+    /// Visits every live entry's key and value with its estimated popularity (0..=15), hottest first
+    /// within the shard: protected, then probation, then window, each from most recently promoted.
+    pub(crate) fn for_each_hot(&self, now: u64, mut visit: impl FnMut(&K, &V, u8)) {
+        for region in [Region::Protected, Region::Probation, Region::Window] {
+            let mut index = self.queues[region as usize].head;
+            while index != NIL {
+                if !self.is_expired(index, now)
+                    && let Some(entry) = self.slots[index as usize].entry.as_ref()
+                {
+                    visit(&entry.key, &entry.value, self.frequency(index));
+                }
+                index = self.links[index as usize].next;
+            }
+        }
+    }
+
+    /// Heap bytes held by the shard's own structures (not by keys' and values' own allocations).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.table.capacity() * (size_of::<u32>() + 1)
+            + self.slots.capacity() * size_of::<Slot<K, V>>()
+            + self.links.capacity() * size_of::<Links>()
+            + self.free.capacity() * 4
+            + self.sketch.heap_bytes()
+            + self.ghosts.heap_bytes()
+    }
+
+    // ---- the policy ----
+
+    /// Moves overflow out of the window through admission, evicts down to the maximum weight, and keeps
+    /// the protected segment within its share.
+    fn maintain(&mut self, tuning: Tuning, removed: &mut Vec<Removed<K, V>>) {
+        let window_max =
+            ((tuning.window_share * self.max_weight as f64).round() as u64).clamp(1, self.max_weight.max(1));
+        let protected_max = ((self.max_weight.saturating_sub(window_max)) as f64 * PROTECTED_SHARE) as u64;
+
+        // Each window entry gets at most one second chance per call.
+        let mut chances = self.queues[Region::Window as usize].len;
+        while self.queues[Region::Window as usize].weight > window_max {
+            let candidate = self.queues[Region::Window as usize].tail;
+            if candidate == NIL {
+                break;
+            }
+            if self.is_expired(candidate, tuning.now) {
+                self.evict(candidate, RemovalCause::Expired, removed);
+                continue;
+            }
+            if chances > 0 && self.take_reference(candidate) {
+                chances -= 1;
+                self.move_to_front(Region::Window, candidate);
+                continue;
+            }
+            self.move_to_front(Region::Probation, candidate);
+            if self.weight > self.max_weight {
+                self.admit(candidate, tuning, removed);
+            }
+        }
+
+        while self.weight > self.max_weight {
+            let Some(victim) = self.victim(NIL, tuning.now, removed) else { break };
+            self.evict(victim, RemovalCause::Capacity, removed);
+        }
+
+        let mut chances = self.queues[Region::Protected as usize].len;
+        while self.queues[Region::Protected as usize].weight > protected_max {
+            let tail = self.queues[Region::Protected as usize].tail;
+            if tail == NIL {
+                break;
+            }
+            if chances > 0 && self.take_reference(tail) {
+                chances -= 1;
+                self.move_to_front(Region::Protected, tail);
+            } else {
+                self.move_to_front(Region::Probation, tail);
+            }
+        }
+    }
+
+    /// TinyLFU admission: the candidate (just moved to probation's head) against probation's victim. A
+    /// candidate that lost recently (a ghost) is let in with the climber's probability.
+    fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut Vec<Removed<K, V>>) {
+        let Some(victim) = self.probation_victim(candidate, tuning.now, removed) else { return };
+        if victim == candidate {
+            return;
+        }
+        let candidate_hash = slot_hash(&self.slots, candidate);
+        let victim_hash = slot_hash(&self.slots, victim);
+        let candidate_frequency = self.frequency(candidate);
+        let mut admitted = candidate_frequency > self.frequency(victim)
+            || (candidate_frequency >= HOT_CANDIDATE && self.next_random() & 127 == 0);
+        if !admitted && self.ghosts.contains(candidate_hash) {
+            admitted = self.next_unit() < tuning.ghost_admission;
+        }
+        if admitted {
+            self.ghosts.push(victim_hash);
+            self.evict(victim, RemovalCause::Capacity, removed);
+        } else {
+            self.ghosts.push(candidate_hash);
+            self.evict(candidate, RemovalCause::Capacity, removed);
+        }
+    }
+
+    /// Probation's tail after promoting referenced entries to protected (and reclaiming expired ones).
+    fn probation_victim(&mut self, candidate: u32, now: u64, removed: &mut Vec<Removed<K, V>>) -> Option<u32> {
+        loop {
+            let tail = self.queues[Region::Probation as usize].tail;
+            if tail == NIL {
+                return None;
+            }
+            if self.is_expired(tail, now) {
+                self.evict(tail, RemovalCause::Expired, removed);
+                continue;
+            }
+            if tail != candidate && self.take_reference(tail) {
+                self.move_to_front(Region::Protected, tail);
+                continue;
+            }
+            return Some(tail);
+        }
+    }
+
+    /// An entry to evict without admission: probation's victim, else protected's, else the window's tail.
+    fn victim(&mut self, candidate: u32, now: u64, removed: &mut Vec<Removed<K, V>>) -> Option<u32> {
+        if let Some(victim) = self.probation_victim(candidate, now, removed) {
+            return Some(victim);
+        }
+        let mut chances = self.queues[Region::Protected as usize].len;
+        loop {
+            let tail = self.queues[Region::Protected as usize].tail;
+            if tail == NIL {
+                break;
+            }
+            if chances > 0 && self.take_reference(tail) {
+                chances -= 1;
+                self.move_to_front(Region::Protected, tail);
+                continue;
+            }
+            return Some(tail);
+        }
+        let tail = self.queues[Region::Window as usize].tail;
+        (tail != NIL).then_some(tail)
+    }
+
+    /// Estimated popularity: the sketch's count from before the entry was cached plus its hits since.
+    fn frequency(&self, index: u32) -> u8 {
+        let hits = self.slots[index as usize].meta.load(Ordering::Relaxed) & HITS;
+        (self.sketch.frequency(slot_hash(&self.slots, index)) + hits).min(15)
+    }
+
+    /// Clears the referenced bit, returning whether it was set.
+    fn take_reference(&self, index: u32) -> bool {
+        let meta = &self.slots[index as usize].meta;
+        let value = meta.load(Ordering::Relaxed);
+        if value & REFERENCED != 0 {
+            // A hit racing with this store may lose its increment; the counts are estimates.
+            meta.store(value & !REFERENCED, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_expired(&self, index: u32, now: u64) -> bool {
+        let slot = &self.slots[index as usize];
+        slot.entry.is_some() && now >= slot.expires.load(Ordering::Relaxed)
+    }
+
+    /// Halves every slot's hit count along with the sketch, so both fade at the same pace.
+    fn age_slots(&mut self) {
+        for slot in &self.slots {
+            let value = slot.meta.load(Ordering::Relaxed);
+            slot.meta.store((value & !HITS) | ((value & HITS) >> 1), Ordering::Relaxed);
+        }
+    }
+
+    /// A uniform draw from [0, 1).
+    fn next_unit(&mut self) -> f64 {
+        (self.next_random() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64: admission jitter needs no quality beyond not being predictable from outside.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn evict(&mut self, index: u32, cause: RemovalCause, removed: &mut Vec<Removed<K, V>>) {
+        let (entry, hits) = self.take(index);
+        // What the slot counted would otherwise be forgotten; the sketch keeps it for a later return.
+        if self.sketch.add(entry.hash, hits) {
+            self.age_slots();
+        }
+        removed.push(Removed { key: entry.key, value: entry.value, cause });
+    }
+
+    /// Unlinks a slot and frees it, returning its entry and hit count.
+    fn take(&mut self, index: u32) -> (Entry<K, V>, u8) {
+        let hash = slot_hash(&self.slots, index);
+        if let Ok(found) = self.table.find_entry(hash, |&i| i == index) {
+            found.remove();
+        }
+        self.unlink(index);
+        let slot = &mut self.slots[index as usize];
+        let meta = slot.meta.load(Ordering::Relaxed);
+        slot.meta.store(0, Ordering::Relaxed);
+        slot.expires.store(NEVER, Ordering::Relaxed);
+        let entry = slot.entry.take().expect("a linked slot holds an entry");
+        self.weight -= u64::from(entry.weight);
+        if entry.deadline != NEVER {
+            self.expiring -= 1;
+        }
+        self.free.push(index);
+        (entry, meta & HITS)
+    }
+
+    fn allocate(&mut self, entry: Entry<K, V>, expires: u64) -> u32 {
+        let slot = Slot { entry: Some(entry), meta: AtomicU8::new(0), expires: AtomicU64::new(expires) };
+        let links = Links { prev: NIL, next: NIL, region: Region::Window };
+        if let Some(index) = self.free.pop() {
+            self.slots[index as usize] = slot;
+            self.links[index as usize] = links;
+            index
+        } else {
+            self.slots.push(slot);
+            self.links.push(links);
+            (self.slots.len() - 1) as u32
+        }
+    }
+
+    // ---- intrusive queues ----
+
+    fn push_front(&mut self, region: Region, index: u32) {
+        let weight = self.slots[index as usize].entry.as_ref().map_or(0, |entry| u64::from(entry.weight));
+        let queue = &mut self.queues[region as usize];
+        let head = queue.head;
+        self.links[index as usize] = Links { prev: NIL, next: head, region };
+        if head != NIL {
+            self.links[head as usize].prev = index;
+        } else {
+            queue.tail = index;
+        }
+        queue.head = index;
+        queue.weight += weight;
+        queue.len += 1;
+    }
+
+    fn unlink(&mut self, index: u32) {
+        let Links { prev, next, region } = self.links[index as usize];
+        let weight = self.slots[index as usize].entry.as_ref().map_or(0, |entry| u64::from(entry.weight));
+        let queue = &mut self.queues[region as usize];
+        if prev != NIL {
+            self.links[prev as usize].next = next;
+        } else {
+            queue.head = next;
+        }
+        if next != NIL {
+            self.links[next as usize].prev = prev;
+        } else {
+            queue.tail = prev;
+        }
+        queue.weight -= weight;
+        queue.len -= 1;
+    }
+
+    fn move_to_front(&mut self, region: Region, index: u32) {
+        self.unlink(index);
+        self.push_front(region, index);
+    }
+}
+
+fn slot_hash<K, V>(slots: &[Slot<K, V>], index: u32) -> u64 {
+    slots[index as usize].entry.as_ref().map_or(0, |entry| entry.hash)
+}
+
+/// Records a hit: one more hit (saturating) and the referenced bit. Writes only when that changes
+/// something, so a hot entry read by many threads stays a shared, unwritten cache line.
+#[inline]
+fn touch(meta: &AtomicU8) {
+    let value = meta.load(Ordering::Relaxed);
+    let hits = value & HITS;
+    let touched = if hits < HITS { (value & !HITS) | (hits + 1) | REFERENCED } else { value | REFERENCED };
+    if touched != value {
+        meta.store(touched, Ordering::Relaxed);
+    }
+}

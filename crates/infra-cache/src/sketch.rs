@@ -1,0 +1,140 @@
+//! The frequency sketch behind admission: how often has a key been asked for lately?
+//!
+//! A count-min sketch of 4-bit counters, sixteen to a word, four counters a key (TinyLFU, Einziger,
+//! Friedman and Manes, 2017). Counters saturate at 15 and are halved together once the sketch has counted
+//! a sample of `SAMPLE_PER_ENTRY` times its capacity, so old popularity fades. The sketch holds
+//! `WORDS_PER_ENTRY` words (64 counters) for each entry the cache can hold: wider than Caffeine's one word
+//! per entry because it is halved less often (every 40 rather than 10 capacities), and a longer memory
+//! needs fewer collisions. Both figures were chosen by replaying the ARC traces (docs/cache.md).
+
+/// Words of sixteen counters per cache entry.
+const WORDS_PER_ENTRY: usize = 4;
+/// Additions, as a multiple of the capacity, between two halvings.
+const SAMPLE_PER_ENTRY: usize = 40;
+
+#[derive(Debug)]
+pub(crate) struct FrequencySketch {
+    table: Box<[u64]>,
+    mask: usize,
+    /// Additions since the last halving.
+    additions: usize,
+    sample_size: usize,
+    /// The entry count the table was sized for.
+    sized_for: usize,
+}
+
+/// A 64-bit finalizer (SplitMix64's), spreading a hash the caller's hasher may have left weak.
+#[inline]
+pub(crate) fn spread(hash: u64) -> u64 {
+    let mut x = hash.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl FrequencySketch {
+    /// A sketch for a cache of `entries` entries.
+    pub(crate) fn new(entries: usize) -> Self {
+        let entries = entries.max(16);
+        let words = entries.saturating_mul(WORDS_PER_ENTRY).next_power_of_two();
+        FrequencySketch {
+            table: vec![0; words].into_boxed_slice(),
+            mask: words - 1,
+            additions: 0,
+            sample_size: entries.saturating_mul(SAMPLE_PER_ENTRY),
+            sized_for: entries,
+        }
+    }
+
+    /// Grows the table (forgetting what it counted) when the cache holds more entries than it was sized
+    /// for, which happens with weighted caches whose entry count is not known in advance.
+    /// Returns the new size when it grew.
+    pub(crate) fn ensure_capacity(&mut self, entries: usize) -> Option<usize> {
+        if entries > self.sized_for {
+            *self = FrequencySketch::new(entries.saturating_mul(2));
+            return Some(self.sized_for);
+        }
+        None
+    }
+
+    /// The four (word, bit offset) positions of a key's counters, by double hashing.
+    #[inline]
+    fn positions(&self, hash: u64) -> [(usize, u32); 4] {
+        let h1 = spread(hash);
+        let h2 = spread(h1) | 1;
+        std::array::from_fn(|i| {
+            let word = (h1.wrapping_add((i as u64).wrapping_mul(h2)) as usize) & self.mask;
+            let offset = (((h2 >> (32 + 4 * i)) & 15) as u32) * 4;
+            (word, offset)
+        })
+    }
+
+    /// The estimated frequency of a key, 0..=15.
+    pub(crate) fn frequency(&self, hash: u64) -> u8 {
+        self.positions(hash).iter().map(|&(word, offset)| ((self.table[word] >> offset) & 15) as u8).min().unwrap_or(0)
+    }
+
+    /// Counts `times` accesses to a key; returns true when the sketch has just been halved.
+    pub(crate) fn add(&mut self, hash: u64, times: u8) -> bool {
+        if times == 0 {
+            return false;
+        }
+        let mut added = false;
+        for (word, offset) in self.positions(hash) {
+            let count = (self.table[word] >> offset) & 15;
+            let raised = (count + u64::from(times)).min(15);
+            if raised != count {
+                self.table[word] += (raised - count) << offset;
+                added = true;
+            }
+        }
+        if added {
+            self.additions += usize::from(times);
+            if self.additions >= self.sample_size {
+                self.halve();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Halves every counter, so that popularity fades.
+    fn halve(&mut self) {
+        for word in self.table.iter_mut() {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+
+    /// Bytes held, for the memory report.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.table.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_and_fade() {
+        let mut sketch = FrequencySketch::new(64);
+        for _ in 0..20 {
+            sketch.add(42, 1);
+        }
+        assert_eq!(sketch.frequency(42), 15);
+        assert!(sketch.frequency(43) <= 1, "an unseen key should read about zero");
+        sketch.halve();
+        assert_eq!(sketch.frequency(42), 7);
+    }
+
+    #[test]
+    fn halves_after_the_sample() {
+        let mut sketch = FrequencySketch::new(16);
+        let mut halved = false;
+        for key in 0..(16 * SAMPLE_PER_ENTRY as u64) {
+            halved |= sketch.add(key, 1);
+        }
+        assert!(halved);
+    }
+}
