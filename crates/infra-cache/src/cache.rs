@@ -12,7 +12,7 @@ use quanta::Clock;
 
 use crate::builder::{CacheBuilder, Listener, Weigher};
 use crate::loader::Flights;
-use crate::shard::{Lookup, NEVER, Removed, Shard, Tuning};
+use crate::shard::{Lookup, NEVER, Removed, RemovedList, Shard, Tuning};
 use crate::stats::{CacheStats, Counters};
 use crate::{DefaultHashBuilder, RemovalCause};
 
@@ -178,8 +178,17 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.peek_hashed(self.inner.hasher.hash_one(key), key)
+    }
+
+    /// [`peek`](Self::peek) with the key's hash already computed.
+    #[inline]
+    pub(crate) fn peek_hashed<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(key);
         match inner.read(hash).get(hash, key, || inner.now(), inner.time_to_idle) {
             Lookup::Hit(value) => Some(value),
             Lookup::Miss | Lookup::Expired => None,
@@ -200,7 +209,8 @@ where
 
     /// Inserts or replaces the value for `key`, with the cache's time to live (the seed's `set`).
     pub fn insert(&self, key: K, value: V) {
-        self.inner.insert(key, value, self.inner.time_to_live);
+        let hash = self.inner.hasher.hash_one(&key);
+        self.inner.insert(hash, key, value, self.inner.time_to_live);
     }
 
     /// Inserts or replaces the value for `key`, expiring after `ttl` instead of the cache's default.
@@ -208,9 +218,18 @@ where
     /// A zero `ttl` stores nothing: an entry already there for the key is removed (as replaced) and the
     /// listener hears of the new value as expired.
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        let hash = self.inner.hasher.hash_one(&key);
+        self.insert_hashed(hash, key, value, Some(ttl));
+    }
+
+    /// Inserts with the key's hash already computed; `ttl` of `None` means the cache's.
+    pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V, ttl: Option<Duration>) {
+        let Some(ttl) = ttl else {
+            self.inner.insert(hash, key, value, self.inner.time_to_live);
+            return;
+        };
         if ttl.is_zero() {
-            let hash = self.inner.hasher.hash_one(&key);
-            let mut removed = Vec::with_capacity(2);
+            let mut removed = RemovedList::new();
             if let Some((old_key, old_value, _)) = self.inner.write(hash).remove(hash, &key) {
                 removed.push(Removed { key: old_key, value: old_value, cause: RemovalCause::Replaced });
             }
@@ -218,8 +237,10 @@ where
             self.inner.finish(removed);
             return;
         }
-        self.inner.may_expire.store(true, Ordering::Relaxed);
-        self.inner.insert(key, value, Some(u64::try_from(ttl.as_nanos()).unwrap_or(NEVER)));
+        if !self.inner.may_expire.load(Ordering::Relaxed) {
+            self.inner.may_expire.store(true, Ordering::Relaxed);
+        }
+        self.inner.insert(hash, key, value, Some(u64::try_from(ttl.as_nanos()).unwrap_or(NEVER)));
     }
 
     /// Removes the entry for `key`, returning its value if it was present and unexpired (the seed's
@@ -233,7 +254,7 @@ where
         let taken = self.inner.write(hash).remove(hash, key);
         let (key, value, expires) = taken?;
         if self.inner.now() >= expires {
-            self.inner.finish(vec![Removed { key, value, cause: RemovalCause::Expired }]);
+            self.inner.finish([Removed { key, value, cause: RemovalCause::Expired }]);
             return None;
         }
         self.inner.report(&key, &value, RemovalCause::Explicit);
@@ -243,7 +264,7 @@ where
     /// Removes every entry (each reported to the listener as explicit).
     pub fn clear(&self) {
         for cell in self.inner.shards.iter() {
-            let mut removed = Vec::new();
+            let mut removed = RemovedList::new();
             write_lock(&cell.shard).drain(RemovalCause::Explicit, &mut removed);
             self.inner.finish(removed);
         }
@@ -347,8 +368,7 @@ where
         u64::try_from(self.clock.now().duration_since(self.epoch).as_nanos()).unwrap_or(NEVER - 1)
     }
 
-    pub(crate) fn insert(&self, key: K, value: V, time_to_live: Option<u64>) {
-        let hash = self.hasher.hash_one(&key);
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V, time_to_live: Option<u64>) {
         let weight = self.weigher.as_ref().map_or(1, |weigher| weigher(&key, &value).max(1));
         let now = if self.may_expire.load(Ordering::Relaxed) { self.now() } else { 0 };
         let deadline = time_to_live.map_or(NEVER, |ttl| now.saturating_add(ttl));
@@ -358,7 +378,7 @@ where
             ghost_admission: f64::from_bits(self.ghost_admission.load(Ordering::Relaxed)),
             now,
         };
-        let mut removed = Vec::new();
+        let mut removed = RemovedList::new();
         let tune = {
             let mut shard = self.write(hash);
             shard.insert(hash, key, value, weight, deadline, expires, tuning, &mut removed);
@@ -382,7 +402,7 @@ where
     fn sweep_all(&self) {
         let now = self.now();
         for cell in self.shards.iter() {
-            let mut removed = Vec::new();
+            let mut removed = RemovedList::new();
             {
                 let mut shard = write_lock(&cell.shard);
                 let slots = shard.len().max(1) * 2;
@@ -404,8 +424,8 @@ where
     }
 
     /// Counts and reports removed entries, then drops them, all outside any lock.
-    pub(crate) fn finish(&self, removed: Vec<Removed<K, V>>) {
-        for entry in &removed {
+    pub(crate) fn finish(&self, removed: impl IntoIterator<Item = Removed<K, V>>) {
+        for entry in removed {
             self.report(&entry.key, &entry.value, entry.cause);
         }
     }
@@ -459,7 +479,9 @@ struct Climber {
     ghosts: Knob,
     /// Which knob moved last, and so is judged by the next sample: false for the share.
     ghosts_moved_last: bool,
+    /// The moving average of the hit ratio, as of the last sample.
     previous_ratio: f64,
+    samples: u64,
     hits: u64,
     misses: u64,
 }
@@ -493,6 +515,8 @@ impl Climber {
     const DECAY: f64 = 0.98;
     const RESTART: f64 = 0.05;
     const SAMPLE_PER_ENTRY: u64 = 10;
+    /// Weight of the newest sample in the moving average of the hit ratio.
+    const SMOOTHING: f64 = 0.7;
 
     fn new() -> Self {
         Climber {
@@ -506,6 +530,7 @@ impl Climber {
             },
             ghosts_moved_last: true,
             previous_ratio: 0.0,
+            samples: 0,
             hits: 0,
             misses: 0,
         }
@@ -521,8 +546,16 @@ impl Climber {
         self.hits = hits;
         self.misses = misses;
         let ratio = sample_hits as f64 / (sample_hits + sample_misses) as f64;
-        let change = ratio - self.previous_ratio;
-        self.previous_ratio = ratio;
+        // Small caches have small samples, and their hit ratio jumps from one to the next: judging moves
+        // by a moving average keeps the climber from chasing noise.
+        let smoothed = if self.samples == 0 {
+            ratio
+        } else {
+            Self::SMOOTHING * ratio + (1.0 - Self::SMOOTHING) * self.previous_ratio
+        };
+        self.samples += 1;
+        let change = smoothed - self.previous_ratio;
+        self.previous_ratio = smoothed;
         if self.ghosts_moved_last {
             self.ghosts.climb(change)
         } else {

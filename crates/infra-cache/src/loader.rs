@@ -129,10 +129,12 @@ where
     /// [`get_or_insert_with`](Self::get_or_insert_with), storing the value with its own time to live
     /// (`None`: the cache's).
     pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
-        if let Some(value) = self.get(&key) {
+        let hash = self.inner.hasher.hash_one(&key);
+        if let Some(value) = self.peek_hashed(hash, &key) {
+            self.inner.counters.hit();
             return value;
         }
-        let hash = self.inner.hasher.hash_one(&key);
+        self.inner.counters.miss();
         let flight = loop {
             match self.join(hash, &key) {
                 Role::Cached(value) => return value,
@@ -146,7 +148,7 @@ where
         };
         let mut guard = self.lead(hash, flight);
         let value = init();
-        self.store(key, value.clone(), ttl);
+        self.insert_hashed(hash, key, value.clone(), ttl);
         guard.finish(FlightState::Loaded(value.clone()));
         value
     }
@@ -160,10 +162,12 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        if let Some(value) = self.get(&key) {
+        let hash = self.inner.hasher.hash_one(&key);
+        if let Some(value) = self.peek_hashed(hash, &key) {
+            self.inner.counters.hit();
             return Ok(value);
         }
-        let hash = self.inner.hasher.hash_one(&key);
+        self.inner.counters.miss();
         let flight = match self.join(hash, &key) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return flight.wait(),
@@ -172,7 +176,7 @@ where
         let mut guard = self.lead(hash, flight);
         match init() {
             Ok(value) => {
-                self.store(key, value.clone(), None);
+                self.insert_hashed(hash, key, value.clone(), None);
                 guard.finish(FlightState::Loaded(value.clone()));
                 Ok(value)
             }
@@ -188,13 +192,6 @@ where
         LeaderGuard { cache: self, hash, flight, started: self.inner.clock_now(), finished: false }
     }
 
-    fn store(&self, key: K, value: V, ttl: Option<Duration>) {
-        match ttl {
-            Some(ttl) => self.insert_with_ttl(key, value, ttl),
-            None => self.insert(key, value),
-        }
-    }
-
     /// Joins the flight for `key`, or starts one.
     fn join(&self, hash: u64, key: &K) -> Role<V> {
         let mut flights = self.inner.flights(hash);
@@ -203,7 +200,7 @@ where
         }
         // A leader inserts before it retires its flight: with no flight, the value is either here or
         // not being loaded.
-        if let Some(value) = self.peek(key) {
+        if let Some(value) = self.peek_hashed(hash, key) {
             return Role::Cached(value);
         }
         let flight = Arc::new(Flight { state: Mutex::new(FlightState::Running), done: Condvar::new() });

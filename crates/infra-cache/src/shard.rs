@@ -93,6 +93,36 @@ pub(crate) struct Removed<K, V> {
     pub(crate) cause: RemovalCause,
 }
 
+/// Entries removed by one operation: usually none or one, kept inline; more spill to the heap.
+#[derive(Debug)]
+pub(crate) struct RemovedList<K, V> {
+    first: Option<Removed<K, V>>,
+    rest: Vec<Removed<K, V>>,
+}
+
+impl<K, V> RemovedList<K, V> {
+    pub(crate) fn new() -> Self {
+        RemovedList { first: None, rest: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, removed: Removed<K, V>) {
+        if self.first.is_none() {
+            self.first = Some(removed);
+        } else {
+            self.rest.push(removed);
+        }
+    }
+}
+
+impl<K, V> IntoIterator for RemovedList<K, V> {
+    type Item = Removed<K, V>;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Removed<K, V>>, std::vec::IntoIter<Removed<K, V>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
 /// What a read found.
 #[derive(Debug)]
 pub(crate) enum Lookup<V> {
@@ -224,7 +254,7 @@ impl<K, V> Shard<K, V> {
         deadline: u64,
         expires: u64,
         tuning: Tuning,
-        removed: &mut Vec<Removed<K, V>>,
+        removed: &mut RemovedList<K, V>,
     ) where
         K: Eq,
     {
@@ -286,7 +316,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Takes every entry out.
-    pub(crate) fn drain(&mut self, cause: RemovalCause, removed: &mut Vec<Removed<K, V>>) {
+    pub(crate) fn drain(&mut self, cause: RemovalCause, removed: &mut RemovedList<K, V>) {
         for index in 0..self.slots.len() as u32 {
             if self.slots[index as usize].entry.is_some() {
                 let (entry, _) = self.take(index);
@@ -302,7 +332,7 @@ impl<K, V> Shard<K, V> {
 
     /// Reclaims expired entries, looking at up to `budget` slots from where the last sweep stopped.
     /// Returns the number of slots looked at.
-    pub(crate) fn sweep_expired(&mut self, now: u64, budget: usize, removed: &mut Vec<Removed<K, V>>) -> usize {
+    pub(crate) fn sweep_expired(&mut self, now: u64, budget: usize, removed: &mut RemovedList<K, V>) -> usize {
         if self.expiring == 0 || self.slots.is_empty() {
             return 0;
         }
@@ -350,7 +380,7 @@ impl<K, V> Shard<K, V> {
 
     /// Moves overflow out of the window through admission, evicts down to the maximum weight, and keeps
     /// the protected segment within its share.
-    fn maintain(&mut self, tuning: Tuning, removed: &mut Vec<Removed<K, V>>) {
+    fn maintain(&mut self, tuning: Tuning, removed: &mut RemovedList<K, V>) {
         let window_max =
             ((tuning.window_share * self.max_weight as f64).round() as u64).clamp(1, self.max_weight.max(1));
         let protected_max = ((self.max_weight.saturating_sub(window_max)) as f64 * PROTECTED_SHARE) as u64;
@@ -399,7 +429,7 @@ impl<K, V> Shard<K, V> {
 
     /// TinyLFU admission: the candidate (just moved to probation's head) against probation's victim. A
     /// candidate that lost recently (a ghost) is let in with the climber's probability.
-    fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut Vec<Removed<K, V>>) {
+    fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut RemovedList<K, V>) {
         let Some(victim) = self.probation_victim(candidate, tuning.now, removed) else { return };
         if victim == candidate {
             return;
@@ -422,7 +452,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Probation's tail after promoting referenced entries to protected (and reclaiming expired ones).
-    fn probation_victim(&mut self, candidate: u32, now: u64, removed: &mut Vec<Removed<K, V>>) -> Option<u32> {
+    fn probation_victim(&mut self, candidate: u32, now: u64, removed: &mut RemovedList<K, V>) -> Option<u32> {
         loop {
             let tail = self.queues[Region::Probation as usize].tail;
             if tail == NIL {
@@ -441,7 +471,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// An entry to evict without admission: probation's victim, else protected's, else the window's tail.
-    fn victim(&mut self, candidate: u32, now: u64, removed: &mut Vec<Removed<K, V>>) -> Option<u32> {
+    fn victim(&mut self, candidate: u32, now: u64, removed: &mut RemovedList<K, V>) -> Option<u32> {
         if let Some(victim) = self.probation_victim(candidate, now, removed) {
             return Some(victim);
         }
@@ -507,7 +537,7 @@ impl<K, V> Shard<K, V> {
         self.rng
     }
 
-    fn evict(&mut self, index: u32, cause: RemovalCause, removed: &mut Vec<Removed<K, V>>) {
+    fn evict(&mut self, index: u32, cause: RemovalCause, removed: &mut RemovedList<K, V>) {
         let (entry, hits) = self.take(index);
         // What the slot counted would otherwise be forgotten; the sketch keeps it for a later return.
         if self.sketch.add(entry.hash, hits) {

@@ -1,7 +1,8 @@
 //! Hit, miss, load and removal counters, and the snapshot [`CacheStats`].
 //!
-//! Hits and misses are counted on per-thread stripes ([`infra_stripe`]) so that the read path writes
-//! only its own thread's cache line. The rest happen on slower paths and use plain atomics.
+//! Every counter is kept on per-thread stripes ([`infra_stripe`]): a thread writes only its own cache
+//! line, with a plain load and store, so counting costs the read path about a nanosecond and never
+//! contends. A snapshot sums the stripes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,14 +12,9 @@ use infra_stripe::{Striped, bump};
 use crate::RemovalCause;
 
 #[derive(Debug, Default)]
-struct ReadCounts {
+struct Counts {
     hits: AtomicU64,
     misses: AtomicU64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    reads: Striped<ReadCounts>,
     loads: AtomicU64,
     load_failures: AtomicU64,
     load_nanos: AtomicU64,
@@ -26,58 +22,69 @@ pub(crate) struct Counters {
     listener_panics: AtomicU64,
 }
 
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    stripes: Striped<Counts>,
+}
+
 impl Counters {
     #[inline]
+    fn count(&self, counter: impl FnOnce(&Counts) -> &AtomicU64, by: u64) {
+        let local = self.stripes.local();
+        bump(counter(local.stripe), by, local.exclusive);
+    }
+
+    #[inline]
     pub(crate) fn hit(&self) {
-        let local = self.reads.local();
-        bump(&local.stripe.hits, 1, local.exclusive);
+        self.count(|counts| &counts.hits, 1);
     }
 
     #[inline]
     pub(crate) fn miss(&self) {
-        let local = self.reads.local();
-        bump(&local.stripe.misses, 1, local.exclusive);
+        self.count(|counts| &counts.misses, 1);
+    }
+
+    fn sum(&self, counter: impl Fn(&Counts) -> &AtomicU64) -> u64 {
+        self.stripes.iter().map(|counts| counter(counts).load(Ordering::Relaxed)).sum()
     }
 
     /// (hits, misses) so far.
     pub(crate) fn reads(&self) -> (u64, u64) {
-        self.reads.iter().fold((0, 0), |(hits, misses), counts| {
-            (hits + counts.hits.load(Ordering::Relaxed), misses + counts.misses.load(Ordering::Relaxed))
-        })
+        (self.sum(|counts| &counts.hits), self.sum(|counts| &counts.misses))
     }
 
     pub(crate) fn load(&self, took: Duration, succeeded: bool) {
-        self.loads.fetch_add(1, Ordering::Relaxed);
+        self.count(|counts| &counts.loads, 1);
         if !succeeded {
-            self.load_failures.fetch_add(1, Ordering::Relaxed);
+            self.count(|counts| &counts.load_failures, 1);
         }
-        self.load_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.count(|counts| &counts.load_nanos, u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
     }
 
     pub(crate) fn removed(&self, cause: RemovalCause) {
-        self.removals[cause as usize].fetch_add(1, Ordering::Relaxed);
+        self.count(|counts| &counts.removals[cause as usize], 1);
     }
 
     pub(crate) fn listener_panicked(&self) {
-        self.listener_panics.fetch_add(1, Ordering::Relaxed);
+        self.count(|counts| &counts.listener_panics, 1);
     }
 
     pub(crate) fn snapshot(&self, entries: usize, weight: u64, max_weight: u64) -> CacheStats {
         let (hits, misses) = self.reads();
-        let removal = |cause: RemovalCause| self.removals[cause as usize].load(Ordering::Relaxed);
+        let removal = |cause: RemovalCause| self.sum(|counts| &counts.removals[cause as usize]);
         CacheStats {
             hits,
             misses,
-            loads: self.loads.load(Ordering::Relaxed),
-            load_failures: self.load_failures.load(Ordering::Relaxed),
-            total_load_time: Duration::from_nanos(self.load_nanos.load(Ordering::Relaxed)),
+            loads: self.sum(|counts| &counts.loads),
+            load_failures: self.sum(|counts| &counts.load_failures),
+            total_load_time: Duration::from_nanos(self.sum(|counts| &counts.load_nanos)),
             removals: Removals {
                 expired: removal(RemovalCause::Expired),
                 capacity: removal(RemovalCause::Capacity),
                 explicit: removal(RemovalCause::Explicit),
                 replaced: removal(RemovalCause::Replaced),
             },
-            listener_panics: self.listener_panics.load(Ordering::Relaxed),
+            listener_panics: self.sum(|counts| &counts.listener_panics),
             entries,
             weight,
             max_weight,

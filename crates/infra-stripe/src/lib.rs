@@ -28,6 +28,7 @@
 //! assert_eq!(total, 4000);
 //! ```
 
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,21 +62,40 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // Counts made later in this thread's teardown go to the shared stripe, not to one that another
+        // thread may lease next.
+        let _ = INDEX.try_with(|cell| cell.set(SHARED_STRIPE));
         if self.0 != SHARED_STRIPE {
             *free_stripes() |= 1 << self.0;
         }
     }
 }
 
+/// `INDEX` before the thread has leased a stripe.
+const UNLEASED: usize = usize::MAX;
+
 thread_local! {
+    /// The leased index, read on every count: a constant-initialized cell costs one load, where a lazily
+    /// initialized thread-local checks its state first.
+    static INDEX: Cell<usize> = const { Cell::new(UNLEASED) };
+    /// Owns the lease, so that it is given back when the thread exits.
     static LEASE: Lease = Lease::take();
 }
 
 /// This thread's stripe index, and whether the thread owns it alone.
 #[inline]
 fn stripe_index() -> (usize, bool) {
-    let index = LEASE.try_with(|lease| lease.0).unwrap_or(SHARED_STRIPE);
+    let index = INDEX.with(Cell::get);
+    let index = if index == UNLEASED { lease_index() } else { index };
     (index, index != SHARED_STRIPE)
+}
+
+#[cold]
+fn lease_index() -> usize {
+    // During thread teardown the lease may already be gone: count on the shared stripe then.
+    let index = LEASE.try_with(|lease| lease.0).unwrap_or(SHARED_STRIPE);
+    let _ = INDEX.try_with(|cell| cell.set(index));
+    index
 }
 
 /// Adds `by` to a counter in the calling thread's stripe.

@@ -1,4 +1,5 @@
-//! Shared by the hit-ratio tests: the ARC traces from ../shared/peers/cache-traces, expanded to keys.
+//! The ARC cache traces from ../shared/peers/cache-traces, expanded to keys, and the best hit ratio any
+//! peer reached on each (the README's table).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -25,10 +26,11 @@ pub fn load(name: &str) -> Vec<u64> {
 }
 
 fn trace_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers/cache-traces")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/cache-traces")
 }
 
-/// The README's rows: trace, capacity, and the best hit ratio (percent) any peer reached there.
+/// The README's rows: trace, capacity, and the best hit ratio (percent) any peer reached there (for theine,
+/// a range in the README, its upper end).
 pub const ROWS: [(&str, u64, f64); 6] = [
     ("OLTP", 256, 23.9),
     ("OLTP", 512, 32.9),

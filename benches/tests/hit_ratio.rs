@@ -7,8 +7,7 @@
 //! caches. So each row is replayed under six fixed seeds; the mean must reach the best peer, and the
 //! spread is printed (`cargo test -p infra-cache --test hit_ratio -- --nocapture`).
 
-mod traces;
-
+use infra_benches::traces;
 use infra_cache::Cache;
 
 const SEEDS: u64 = 6;

@@ -1,0 +1,123 @@
+//! infra-cache against moka, quick_cache and mini-moka, with a dashmap read as the floor:
+//!
+//! - `cache_read_hit/N`: reads that hit, keys drawn from Zipf(1.0) over 100,000 keys all cached, by 1 and
+//!   2 threads (time per read with all threads busy, so a flat figure from 1 to 2 means linear scaling).
+//! - `cache_get_or_insert`: `get_or_insert_with` (moka `get_with`), Zipf(0.99) over 1,000,000 keys with
+//!   room for 10% of them, so a share of the calls miss, load and evict.
+//!
+//! Hit ratios and memory per entry are not timings: `cargo run --release -p infra-benches --example
+//! cache_quality` measures them (and `cargo xtask bench` puts its table in docs/benchmarks.md).
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use infra_benches::run_split;
+use infra_benches::workload::zipf_keys;
+
+const KEYS: usize = 100_000;
+const STREAM: usize = 1 << 16;
+
+fn read_hits(c: &mut Criterion) {
+    let keys = zipf_keys(KEYS, 1.0, STREAM, 11);
+    let all = (0..KEYS as u64).map(infra_benches::workload::scatter);
+
+    let ours: infra_cache::Cache<u64, u64> = infra_cache::Cache::new(KEYS as u64 * 2);
+    let moka = moka::sync::Cache::<u64, u64>::new(KEYS as u64 * 2);
+    let quick = quick_cache::sync::Cache::<u64, u64>::new(KEYS * 2);
+    let mini = mini_moka::sync::Cache::<u64, u64>::new(KEYS as u64 * 2);
+    let floor = dashmap::DashMap::<u64, u64>::new();
+    for key in all {
+        ours.insert(key, key);
+        moka.insert(key, key);
+        quick.insert(key, key);
+        mini.insert(key, key);
+        floor.insert(key, key);
+    }
+    moka.run_pending_tasks();
+    for key in &keys {
+        assert_eq!(ours.get(key), Some(*key), "every key is cached: the group measures hits");
+    }
+
+    let mut group = c.benchmark_group("cache_read_hit");
+    for threads in [1usize, 2] {
+        let key = |i: u64| keys[(i as usize) & (STREAM - 1)];
+        group.bench_function(BenchmarkId::new("infra", threads), |b| {
+            b.iter_custom(|iters| {
+                run_split(threads, iters, |i| {
+                    black_box(ours.get(&key(i)));
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("moka", threads), |b| {
+            b.iter_custom(|iters| {
+                run_split(threads, iters, |i| {
+                    black_box(moka.get(&key(i)));
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("quick_cache", threads), |b| {
+            b.iter_custom(|iters| {
+                run_split(threads, iters, |i| {
+                    black_box(quick.get(&key(i)));
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("mini_moka", threads), |b| {
+            b.iter_custom(|iters| {
+                run_split(threads, iters, |i| {
+                    black_box(mini.get(&key(i)));
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("dashmap_floor", threads), |b| {
+            b.iter_custom(|iters| {
+                run_split(threads, iters, |i| {
+                    black_box(floor.get(&key(i)).map(|entry| *entry.value()));
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn get_or_insert(c: &mut Criterion) {
+    const UNIVERSE: usize = 1_000_000;
+    const CAPACITY: usize = UNIVERSE / 10;
+    let keys = zipf_keys(UNIVERSE, 0.99, 1 << 20, 12);
+    let key = |i: u64| keys[(i as usize) & ((1 << 20) - 1)];
+    let load = |key: u64| key ^ 0x5555;
+
+    let ours: infra_cache::Cache<u64, u64> = infra_cache::Cache::new(CAPACITY as u64);
+    let moka = moka::sync::Cache::<u64, u64>::new(CAPACITY as u64);
+    let quick = quick_cache::sync::Cache::<u64, u64>::new(CAPACITY);
+
+    let mut group = c.benchmark_group("cache_get_or_insert");
+    group.bench_function("infra", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let k = key(i);
+            ours.get_or_insert_with(k, || load(k))
+        })
+    });
+    group.bench_function("moka", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let k = key(i);
+            moka.get_with(k, || load(k))
+        })
+    });
+    group.bench_function("quick_cache", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let k = key(i);
+            quick.get_or_insert_with(&k, || Ok::<u64, std::convert::Infallible>(load(k))).unwrap_or_default()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, read_hits, get_or_insert);
+criterion_main!(benches);
