@@ -8,6 +8,7 @@
 //! them with [`LoadError::Panicked`]. Nobody is left waiting.
 
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ impl<K, V> Default for Flights<K, V> {
 struct Flight<V> {
     state: Mutex<FlightState<V>>,
     done: Condvar,
+    /// Set by the first waiter: without waiters, finishing skips the wake-up (a system call).
+    awaited: AtomicBool,
 }
 
 enum FlightState<V> {
@@ -41,6 +44,8 @@ enum FlightState<V> {
 impl<V: Clone> Flight<V> {
     fn wait(&self) -> Result<V, LoadError> {
         let mut state = lock(&self.state);
+        // Under the state lock, so the leader either sees the flag or has already stored the outcome.
+        self.awaited.store(true, Ordering::Relaxed);
         loop {
             match &*state {
                 FlightState::Running => {
@@ -95,7 +100,9 @@ where
             }
         }
         *lock(&self.flight.state) = outcome;
-        self.flight.done.notify_all();
+        if self.flight.awaited.load(Ordering::Relaxed) {
+            self.flight.done.notify_all();
+        }
     }
 }
 
@@ -203,7 +210,11 @@ where
         if let Some(value) = self.peek_hashed(hash, key) {
             return Role::Cached(value);
         }
-        let flight = Arc::new(Flight { state: Mutex::new(FlightState::Running), done: Condvar::new() });
+        let flight = Arc::new(Flight {
+            state: Mutex::new(FlightState::Running),
+            done: Condvar::new(),
+            awaited: AtomicBool::new(false),
+        });
         flights.table.insert_unique(hash, (hash, key.clone(), Arc::clone(&flight)), |(hash, _, _)| *hash);
         Role::Leader(flight)
     }
