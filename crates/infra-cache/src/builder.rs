@@ -112,8 +112,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The number of shards, each with its own lock and policy (rounded up to a power of two). The
-    /// default is four per core, fewer for small caches so that each shard holds at least 4,096 entries.
+    /// The number of shards, each with its own lock and policy (rounded up to a power of two, and at most
+    /// the bound itself, so that the bound splits evenly). The default is four per core, fewer for small
+    /// caches so that each shard holds at least 4,096 entries.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self

@@ -116,17 +116,23 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
-        let shard_count = config.shards as u64;
-        let shard_weight = config.max_weight.div_ceil(shard_count.max(1));
-        let expected_entries = if config.weigher.is_some() {
-            usize::try_from(shard_weight.min(1024)).unwrap_or(1024)
-        } else {
-            usize::try_from(shard_weight).unwrap_or(usize::MAX)
-        };
+        // No more shards than units of weight, so that splitting the bound never rounds it up; the
+        // remainder of the division goes one unit each to the first shards.
+        let most_shards = 1u64 << (u64::BITS - 1 - config.max_weight.max(1).leading_zeros());
+        let shard_count = (config.shards as u64).min(most_shards);
+        let (base_weight, remainder) = (config.max_weight / shard_count, config.max_weight % shard_count);
         let shards = (0..shard_count)
-            .map(|index| ShardCell {
-                shard: RwLock::new(Shard::new(shard_weight, expected_entries, index.wrapping_mul(0x9E37_79B9) + 1)),
-                flights: Mutex::new(Flights::default()),
+            .map(|index| {
+                let shard_weight = base_weight + u64::from(index < remainder);
+                let expected_entries = if config.weigher.is_some() {
+                    usize::try_from(shard_weight.min(1024)).unwrap_or(1024)
+                } else {
+                    usize::try_from(shard_weight).unwrap_or(usize::MAX)
+                };
+                ShardCell {
+                    shard: RwLock::new(Shard::new(shard_weight, expected_entries, index.wrapping_mul(0x9E37_79B9) + 1)),
+                    flights: Mutex::new(Flights::default()),
+                }
             })
             .collect();
         let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(NEVER);
@@ -310,8 +316,9 @@ where
         self.inner.shards.iter().map(|cell| read_lock(&cell.shard).heap_bytes()).sum()
     }
 
-    /// Up to `limit` live entries, the most valuable to keep first (per shard: protected, probation,
-    /// window; shards interleaved by estimated popularity). Used to save a hot set for a warm restart.
+    /// Up to `limit` live entries, the most valuable to keep first: by estimated popularity, then (per
+    /// shard) protected before probation before window. Used to save a hot set for a warm restart; only
+    /// the entries returned are cloned.
     pub fn hottest(&self, limit: usize) -> Vec<(K, V)>
     where
         K: Clone,
@@ -320,16 +327,20 @@ where
         let mut found: Vec<(u8, usize, K, V)> = Vec::new();
         for cell in self.inner.shards.iter() {
             let shard = read_lock(&cell.shard);
-            let mut rank = 0;
-            shard.for_each_hot(now, |key, value, frequency| {
-                if rank < limit {
-                    found.push((frequency, rank, key.clone(), value.clone()));
-                }
-                rank += 1;
-            });
+            let mut ranked: Vec<(u8, usize, &K, &V)> = Vec::new();
+            shard.for_each_hot(now, |key, value, frequency| ranked.push((frequency, ranked.len(), key, value)));
+            let hottest_first = |a: &(u8, usize, &K, &V), b: &(u8, usize, &K, &V)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+            if ranked.len() > limit && limit > 0 {
+                ranked.select_nth_unstable_by(limit - 1, hottest_first);
+            }
+            ranked.truncate(limit);
+            found.extend(
+                ranked.into_iter().map(|(frequency, rank, key, value)| (frequency, rank, key.clone(), value.clone())),
+            );
         }
         found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        found.into_iter().take(limit).map(|(_, _, key, value)| (key, value)).collect()
+        found.truncate(limit);
+        found.into_iter().map(|(_, _, key, value)| (key, value)).collect()
     }
 }
 

@@ -352,7 +352,7 @@ impl<K, V> Shard<K, V> {
 
     /// Visits every live entry's key and value with its estimated popularity (0..=15), hottest first
     /// within the shard: protected, then probation, then window, each from most recently promoted.
-    pub(crate) fn for_each_hot(&self, now: u64, mut visit: impl FnMut(&K, &V, u8)) {
+    pub(crate) fn for_each_hot<'a>(&'a self, now: u64, mut visit: impl FnMut(&'a K, &'a V, u8)) {
         for region in [Region::Protected, Region::Probation, Region::Window] {
             let mut index = self.queues[region as usize].head;
             while index != NIL {
@@ -396,7 +396,13 @@ impl<K, V> Shard<K, V> {
                 self.evict(candidate, RemovalCause::Expired, removed);
                 continue;
             }
-            if chances > 0 && self.take_reference(candidate) {
+            // A referenced entry gets a second chance, unless that would put the newest entry up for
+            // admission before it could be read even once (a window of one or two entries).
+            if chances > 0
+                && candidate != self.queues[Region::Window as usize].head
+                && self.queues[Region::Window as usize].len > 2
+                && self.take_reference(candidate)
+            {
                 chances -= 1;
                 self.move_to_front(Region::Window, candidate);
                 continue;
