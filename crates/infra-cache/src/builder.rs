@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use quanta::Clock;
 
-use crate::cache::{Cache, Config};
+use crate::cache::{Cache, Config, RefreshConfig};
 use crate::error::BuildError;
+use crate::warm::{BoxError, WarmingTask};
 use crate::{DefaultHashBuilder, RemovalCause};
 
 /// Weighs an entry; see [`CacheBuilder::weigher`].
@@ -33,6 +34,9 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     shards: Option<usize>,
     listener: Option<Listener<K, V>>,
     maintenance_interval: Option<Duration>,
+    warming_tasks: Vec<WarmingTask<K, V>>,
+    warm_every: Option<Duration>,
+    refresh: Option<RefreshConfig<K, V>>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -47,6 +51,9 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("shards", &self.shards)
             .field("listener", &self.listener.is_some())
             .field("maintenance_interval", &self.maintenance_interval)
+            .field("warming_tasks", &self.warming_tasks.len())
+            .field("warm_every", &self.warm_every)
+            .field("refresh_ahead", &self.refresh.as_ref().map(|refresh| refresh.within))
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +71,9 @@ impl<K, V> CacheBuilder<K, V> {
             shards: None,
             listener: None,
             maintenance_interval: None,
+            warming_tasks: Vec::new(),
+            warm_every: None,
+            refresh: None,
             _types: PhantomData,
         }
     }
@@ -151,8 +161,49 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             shards: self.shards,
             listener: self.listener,
             maintenance_interval: self.maintenance_interval,
+            warming_tasks: self.warming_tasks,
+            warm_every: self.warm_every,
+            refresh: self.refresh,
             _types: PhantomData,
         }
+    }
+
+    /// A warming task (the seed's `add_warming_task`): it returns entries to insert, and runs when the
+    /// cache is built, on every [`Cache::warm`], and on the [`warm_every`](Self::warm_every) schedule.
+    pub fn warming_task<E>(mut self, task: impl Fn() -> Result<Vec<(K, V)>, E> + Send + Sync + 'static) -> Self
+    where
+        E: Into<BoxError>,
+    {
+        self.warming_tasks.push(Arc::new(move || task().map_err(Into::into)));
+        self
+    }
+
+    /// Runs the warming tasks again every `interval`, measured on the cache's clock, from the maintenance
+    /// thread (started for it if [`maintenance_interval`](Self::maintenance_interval) is not set) or
+    /// [`Cache::run_pending_maintenance`].
+    pub fn warm_every(mut self, interval: Duration) -> Self {
+        self.warm_every = Some(interval);
+        self
+    }
+
+    /// Refresh-ahead: an entry read within `within` of its expiry is reloaded with `loader` in the
+    /// background (one thread per cache) and replaced, with a fresh time to live, before it expires; the
+    /// read itself returns the current value at once. Entries without a time to live never refresh.
+    pub fn refresh_ahead<E>(
+        mut self,
+        within: Duration,
+        loader: impl Fn(&K) -> Result<V, E> + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: Clone,
+        E: Into<BoxError>,
+    {
+        self.refresh = Some(RefreshConfig {
+            within,
+            loader: Arc::new(move |key| loader(key).map_err(Into::into)),
+            clone_key: K::clone,
+        });
+        self
     }
 
     /// Checks the configuration and builds the cache.
@@ -177,6 +228,12 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         if self.time_to_idle == Some(Duration::ZERO) {
             return Err(BuildError::ZeroDuration("time_to_idle"));
         }
+        if self.warm_every == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration("warm_every"));
+        }
+        if self.maintenance_interval == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDuration("maintenance_interval"));
+        }
         let shards = match self.shards {
             Some(0) => return Err(BuildError::ZeroShards),
             Some(shards) => shards.next_power_of_two(),
@@ -199,6 +256,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             shards,
             listener: self.listener,
             maintenance_interval: self.maintenance_interval,
+            warming_tasks: self.warming_tasks,
+            warm_every: self.warm_every,
+            refresh: self.refresh,
         }))
     }
 }

@@ -14,6 +14,7 @@ use crate::builder::{CacheBuilder, Listener, Weigher};
 use crate::loader::Flights;
 use crate::shard::{Lookup, NEVER, Removed, RemovedList, Shard, Tuning};
 use crate::stats::{CacheStats, Counters};
+use crate::warm::{REFRESH_QUEUE, RefreshAhead, RefreshLoader, Warming, WarmingTask, spawn_refresher};
 use crate::{DefaultHashBuilder, RemovalCause};
 
 /// Slots a write looks at for expired entries on its way out, so that expired entries leave even
@@ -33,6 +34,16 @@ pub(crate) struct Config<K, V, S> {
     pub(crate) shards: usize,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) maintenance_interval: Option<Duration>,
+    pub(crate) warming_tasks: Vec<WarmingTask<K, V>>,
+    pub(crate) warm_every: Option<Duration>,
+    pub(crate) refresh: Option<RefreshConfig<K, V>>,
+}
+
+/// Refresh-ahead as configured: the window, the loader, and how to clone a key for the queue.
+pub(crate) struct RefreshConfig<K, V> {
+    pub(crate) within: Duration,
+    pub(crate) loader: RefreshLoader<K, V>,
+    pub(crate) clone_key: fn(&K) -> K,
 }
 
 /// A concurrent, bounded cache: cheap to clone (an `Arc`), safe to share between threads.
@@ -86,6 +97,8 @@ pub(crate) struct Inner<K, V, S> {
     ghost_admission: AtomicU64,
     climber: Mutex<Climber>,
     maintenance: Mutex<Option<std::thread::Thread>>,
+    pub(crate) warming: Mutex<Warming<K, V>>,
+    refresh: Option<RefreshAhead<K>>,
 }
 
 impl<K, V> Cache<K, V> {
@@ -137,6 +150,15 @@ where
             .collect();
         let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(NEVER);
         let epoch = config.clock.now();
+        let (refresh, refresh_work) = match config.refresh {
+            Some(refresh) => {
+                let (sender, receiver) = std::sync::mpsc::sync_channel(REFRESH_QUEUE);
+                let ahead = RefreshAhead::new(nanos(refresh.within), sender, refresh.clone_key);
+                (Some(ahead), Some((receiver, refresh.loader)))
+            }
+            None => (None, None),
+        };
+        let has_warming = !config.warming_tasks.is_empty();
         let inner = Arc::new(Inner {
             shards,
             shard_mask: shard_count - 1,
@@ -154,11 +176,31 @@ where
             ghost_admission: AtomicU64::new(Climber::INITIAL_GHOST_ADMISSION.to_bits()),
             climber: Mutex::new(Climber::new()),
             maintenance: Mutex::new(None),
+            warming: Mutex::new(Warming {
+                tasks: config.warming_tasks,
+                every: config.warm_every.map(nanos),
+                next_due: config.warm_every.map_or(NEVER, nanos),
+            }),
+            refresh,
         });
-        if let Some(interval) = config.maintenance_interval {
+        // A schedule needs someone to keep it: without a maintenance interval of its own, the thread
+        // wakes often enough for the warming interval (at least once a second).
+        let interval = match (config.maintenance_interval, config.warm_every) {
+            (Some(interval), _) => Some(interval),
+            (None, Some(every)) => Some(every.min(Duration::from_secs(1))),
+            (None, None) => None,
+        };
+        if let Some(interval) = interval {
             spawn_maintenance(&inner, interval);
         }
-        Cache { inner }
+        if let Some((receiver, loader)) = refresh_work {
+            spawn_refresher(&inner, receiver, loader);
+        }
+        let cache = Cache { inner };
+        if has_warming {
+            cache.warm();
+        }
+        cache
     }
 
     /// The value for `key`, if present and unexpired. Counts a hit or a miss.
@@ -195,7 +237,7 @@ where
         Q: Eq + ?Sized,
     {
         let inner = &*self.inner;
-        match inner.read(hash).get(hash, key, || inner.now(), inner.time_to_idle) {
+        match inner.read(hash).get(hash, key, || inner.now(), inner.time_to_idle, inner.refresh.as_ref()) {
             Lookup::Hit(value) => Some(value),
             Lookup::Miss | Lookup::Expired => None,
         }
@@ -276,9 +318,11 @@ where
         }
     }
 
-    /// Reclaims every expired entry now (the background thread and writes do it a little at a time).
+    /// Reclaims every expired entry now (the background thread and writes do it a little at a time),
+    /// and runs a warming round if the schedule says one is due.
     pub fn run_pending_maintenance(&self) {
         self.inner.sweep_all();
+        self.warm_if_due();
     }
 
     /// Entries held, expired ones not yet reclaimed included.
@@ -307,7 +351,8 @@ where
             let shard = read_lock(&cell.shard);
             (entries + shard.len(), weight + shard.weight())
         });
-        self.inner.counters.snapshot(entries, weight, self.inner.max_weight)
+        let dropped = self.inner.refresh.as_ref().map_or(0, |refresh| refresh.dropped.load(Ordering::Relaxed));
+        self.inner.counters.snapshot(entries, weight, self.inner.max_weight, dropped)
     }
 
     /// Heap bytes the cache's own structures hold (tables, slots, queues, sketch, ghosts), beside what
@@ -463,7 +508,7 @@ impl<K, V, S> Drop for Inner<K, V, S> {
 fn spawn_maintenance<K, V, S>(inner: &Arc<Inner<K, V, S>>, interval: Duration)
 where
     K: Hash + Eq + Send + Sync + 'static,
-    V: Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
     let weak: Weak<Inner<K, V, S>> = Arc::downgrade(inner);
@@ -471,7 +516,7 @@ where
         loop {
             std::thread::park_timeout(interval);
             let Some(inner) = weak.upgrade() else { break };
-            inner.sweep_all();
+            Cache { inner }.run_pending_maintenance();
         }
     });
     // Without the thread (the system refused one), writes and explicit calls still reclaim.

@@ -17,8 +17,11 @@ pub enum BuildError {
     /// `max_weight` was set without a weigher, or a weigher without `max_weight`.
     #[error("a weight bound needs both weigher(..) and max_weight(..); only the {0} was set")]
     HalfWeighted(&'static str),
-    /// A zero time to live or time to idle would expire every entry as it is written.
-    #[error("{0} is zero, which would expire every entry as it is written; leave it unset for no expiry")]
+    /// A zero duration where that cannot work: a time to live or time to idle would expire every entry
+    /// as it is written, a zero interval would spin a thread.
+    #[error(
+        "{0} is zero, which cannot work (every entry would expire as it is written, or a thread would spin); leave it unset instead"
+    )]
     ZeroDuration(&'static str),
     /// Zero shards were asked for.
     #[error("shards(0): a cache needs at least one shard")]
@@ -37,6 +40,9 @@ pub enum LoadError {
     /// The loader panicked; the panic went on in the loading thread, waiters get this.
     #[error("the loader panicked")]
     Panicked,
+    /// The task running an async loader was dropped before the load finished.
+    #[error("the task loading this key was dropped before it finished")]
+    Abandoned,
 }
 
 impl LoadError {
@@ -44,7 +50,7 @@ impl LoadError {
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         match self {
             LoadError::Failed(error) => error.downcast_ref::<E>(),
-            LoadError::Panicked => None,
+            LoadError::Panicked | LoadError::Abandoned => None,
         }
     }
 }

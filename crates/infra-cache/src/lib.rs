@@ -40,15 +40,21 @@ mod error;
 mod ghost;
 mod loader;
 mod memo;
+#[cfg(feature = "persist")]
+mod persist;
 mod shard;
 mod sketch;
 mod stats;
+mod warm;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use error::{BuildError, LoadError};
 pub use memo::Memoized;
+#[cfg(feature = "persist")]
+pub use persist::{HotKeysReport, PersistError};
 pub use stats::{CacheStats, Removals};
+pub use warm::{BoxError, WarmReport};
 
 /// The default hasher: foldhash's fast hasher, seeded randomly per cache.
 pub type DefaultHashBuilder = foldhash::fast::RandomState;

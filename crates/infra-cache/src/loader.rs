@@ -1,15 +1,19 @@
 //! Single flight: concurrent misses on one key run one loader, and everyone gets its result.
 //!
 //! The first caller to miss registers a flight for the key in its shard's table of flights and runs the
-//! loader; callers that miss meanwhile find the flight and wait on it. The leader inserts the value into
-//! the cache *before* retiring the flight, and a caller that finds no flight looks in the cache again
-//! while holding the flights lock, so no caller can slip between the two and load twice. A leader that
-//! fails wakes its waiters with the error; one that panics (its guard is dropped while unwinding) wakes
-//! them with [`LoadError::Panicked`]. Nobody is left waiting.
+//! loader; callers that miss meanwhile find the flight and wait on it (threads on a condition variable,
+//! tasks with a waker: any async runtime). The leader inserts the value into the cache *before* retiring
+//! the flight, and a caller that finds no flight looks in the cache again while holding the flights
+//! lock, so no caller can slip between the two and load twice. A leader that fails wakes its waiters with
+//! the error; one that panics, or an async leader whose future is dropped, wakes them with
+//! [`LoadError::Panicked`] or [`LoadError::Abandoned`]. Nobody is left waiting.
 
+use std::future::Future;
 use std::hash::{BuildHasher, Hash};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use hashbrown::HashTable;
@@ -31,30 +35,76 @@ impl<K, V> Default for Flights<K, V> {
 struct Flight<V> {
     state: Mutex<FlightState<V>>,
     done: Condvar,
-    /// Set by the first waiter: without waiters, finishing skips the wake-up (a system call).
+    /// Set by the first thread that blocks: without one, finishing skips the wake-up (a system call).
     awaited: AtomicBool,
 }
 
 enum FlightState<V> {
-    Running,
+    /// Loading; the wakers of the tasks waiting.
+    Running(Vec<Waker>),
     Loaded(V),
     Failed(LoadError),
 }
 
 impl<V: Clone> Flight<V> {
+    fn new() -> Arc<Self> {
+        Arc::new(Flight {
+            state: Mutex::new(FlightState::Running(Vec::new())),
+            done: Condvar::new(),
+            awaited: AtomicBool::new(false),
+        })
+    }
+
+    /// Blocks the thread until the flight lands.
     fn wait(&self) -> Result<V, LoadError> {
         let mut state = lock(&self.state);
         // Under the state lock, so the leader either sees the flag or has already stored the outcome.
         self.awaited.store(true, Ordering::Relaxed);
         loop {
             match &*state {
-                FlightState::Running => {
+                FlightState::Running(_) => {
                     state = self.done.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
                 }
                 FlightState::Loaded(value) => return Ok(value.clone()),
                 FlightState::Failed(error) => return Err(error.clone()),
             }
         }
+    }
+
+    /// The outcome if landed; otherwise registers the task's waker.
+    fn poll_landed(&self, context: &Context<'_>) -> Poll<Result<V, LoadError>> {
+        let mut state = lock(&self.state);
+        match &mut *state {
+            FlightState::Running(wakers) => {
+                if !wakers.iter().any(|waker| waker.will_wake(context.waker())) {
+                    wakers.push(context.waker().clone());
+                }
+                Poll::Pending
+            }
+            FlightState::Loaded(value) => Poll::Ready(Ok(value.clone())),
+            FlightState::Failed(error) => Poll::Ready(Err(error.clone())),
+        }
+    }
+
+    fn land(&self, outcome: FlightState<V>) {
+        let waiting = std::mem::replace(&mut *lock(&self.state), outcome);
+        if let FlightState::Running(wakers) = waiting {
+            wakers.into_iter().for_each(Waker::wake);
+        }
+        if self.awaited.load(Ordering::Relaxed) {
+            self.done.notify_all();
+        }
+    }
+}
+
+/// A task's wait for another caller's load.
+struct Landing<V>(Arc<Flight<V>>);
+
+impl<V: Clone> Future for Landing<V> {
+    type Output = Result<V, LoadError>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_landed(context)
     }
 }
 
@@ -67,8 +117,8 @@ enum Role<V> {
     Leader(Arc<Flight<V>>),
 }
 
-/// Retires a flight, with the outcome or, if dropped unfinished (the loader panicked), with
-/// [`LoadError::Panicked`].
+/// Retires a flight with the outcome or, if dropped unfinished, with `unfinished` (the loader panicked,
+/// or an async loader's future was dropped).
 struct LeaderGuard<'a, K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -79,7 +129,7 @@ where
     hash: u64,
     flight: Arc<Flight<V>>,
     started: quanta::Instant,
-    finished: bool,
+    unfinished: Option<LoadError>,
 }
 
 impl<K, V, S> LeaderGuard<'_, K, V, S>
@@ -89,7 +139,7 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     fn finish(&mut self, outcome: FlightState<V>) {
-        self.finished = true;
+        self.unfinished = None;
         let inner = &self.cache.inner;
         let took = inner.clock_now().duration_since(self.started);
         inner.counters.load(took, matches!(outcome, FlightState::Loaded(_)));
@@ -99,10 +149,7 @@ where
                 entry.remove();
             }
         }
-        *lock(&self.flight.state) = outcome;
-        if self.flight.awaited.load(Ordering::Relaxed) {
-            self.flight.done.notify_all();
-        }
+        self.flight.land(outcome);
     }
 }
 
@@ -113,8 +160,8 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     fn drop(&mut self) {
-        if !self.finished {
-            self.finish(FlightState::Failed(LoadError::Panicked));
+        if let Some(error) = self.unfinished.take() {
+            self.finish(FlightState::Failed(error));
         }
     }
 }
@@ -137,11 +184,9 @@ where
     /// (`None`: the cache's).
     pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
         let hash = self.inner.hasher.hash_one(&key);
-        if let Some(value) = self.peek_hashed(hash, &key) {
-            self.inner.counters.hit();
+        if let Some(value) = self.counted_peek(hash, &key) {
             return value;
         }
-        self.inner.counters.miss();
         let flight = loop {
             match self.join(hash, &key) {
                 Role::Cached(value) => return value,
@@ -153,7 +198,7 @@ where
                 Role::Leader(flight) => break flight,
             }
         };
-        let mut guard = self.lead(hash, flight);
+        let mut guard = self.lead(hash, flight, LoadError::Panicked);
         let value = init();
         self.insert_hashed(hash, key, value.clone(), ttl);
         guard.finish(FlightState::Loaded(value.clone()));
@@ -170,33 +215,102 @@ where
         E: std::error::Error + Send + Sync + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
-        if let Some(value) = self.peek_hashed(hash, &key) {
-            self.inner.counters.hit();
+        if let Some(value) = self.counted_peek(hash, &key) {
             return Ok(value);
         }
-        self.inner.counters.miss();
         let flight = match self.join(hash, &key) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return flight.wait(),
             Role::Leader(flight) => flight,
         };
-        let mut guard = self.lead(hash, flight);
-        match init() {
+        let mut guard = self.lead(hash, flight, LoadError::Panicked);
+        let outcome = init().map_err(|error| LoadError::Failed(Arc::new(error)));
+        self.settle(hash, key, outcome, &mut guard)
+    }
+
+    /// The async [`get_or_insert_with`](Self::get_or_insert_with): on a miss, awaits `init` (in the
+    /// calling task, on any runtime); concurrent misses on one key await one `init`. If the loading
+    /// task is dropped or its future panics, a waiter loads in its place.
+    pub async fn get_or_insert_async(&self, key: K, init: impl Future<Output = V>) -> V {
+        let hash = self.inner.hasher.hash_one(&key);
+        if let Some(value) = self.counted_peek(hash, &key) {
+            return value;
+        }
+        let flight = loop {
+            match self.join(hash, &key) {
+                Role::Cached(value) => return value,
+                Role::Follower(flight) => match Landing(flight).await {
+                    Ok(value) => return value,
+                    Err(_) => continue,
+                },
+                Role::Leader(flight) => break flight,
+            }
+        };
+        let mut guard = self.lead(hash, flight, LoadError::Abandoned);
+        let value = init.await;
+        self.insert_hashed(hash, key, value.clone(), None);
+        guard.finish(FlightState::Loaded(value.clone()));
+        value
+    }
+
+    /// The async [`try_get_or_insert_with`](Self::try_get_or_insert_with). Waiters get the loader's
+    /// error, [`LoadError::Panicked`], or [`LoadError::Abandoned`] when the loading task was dropped.
+    pub async fn try_get_or_insert_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, LoadError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let hash = self.inner.hasher.hash_one(&key);
+        if let Some(value) = self.counted_peek(hash, &key) {
+            return Ok(value);
+        }
+        let flight = match self.join(hash, &key) {
+            Role::Cached(value) => return Ok(value),
+            Role::Follower(flight) => return Landing(flight).await,
+            Role::Leader(flight) => flight,
+        };
+        let mut guard = self.lead(hash, flight, LoadError::Abandoned);
+        let outcome = init.await.map_err(|error| LoadError::Failed(Arc::new(error)));
+        self.settle(hash, key, outcome, &mut guard)
+    }
+
+    /// Stores a loaded value (or not, on failure) and lands the flight.
+    fn settle(
+        &self,
+        hash: u64,
+        key: K,
+        outcome: Result<V, LoadError>,
+        guard: &mut LeaderGuard<'_, K, V, S>,
+    ) -> Result<V, LoadError> {
+        match outcome {
             Ok(value) => {
                 self.insert_hashed(hash, key, value.clone(), None);
                 guard.finish(FlightState::Loaded(value.clone()));
                 Ok(value)
             }
             Err(error) => {
-                let error = LoadError::Failed(Arc::new(error));
                 guard.finish(FlightState::Failed(error.clone()));
                 Err(error)
             }
         }
     }
 
-    fn lead(&self, hash: u64, flight: Arc<Flight<V>>) -> LeaderGuard<'_, K, V, S> {
-        LeaderGuard { cache: self, hash, flight, started: self.inner.clock_now(), finished: false }
+    /// A lookup that counts a hit or a miss.
+    fn counted_peek(&self, hash: u64, key: &K) -> Option<V> {
+        let found = self.peek_hashed(hash, key);
+        if found.is_some() {
+            self.inner.counters.hit()
+        } else {
+            self.inner.counters.miss()
+        }
+        found
+    }
+
+    fn lead(&self, hash: u64, flight: Arc<Flight<V>>, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {
+        LeaderGuard { cache: self, hash, flight, started: self.inner.clock_now(), unfinished: Some(unfinished) }
     }
 
     /// Joins the flight for `key`, or starts one.
@@ -210,11 +324,7 @@ where
         if let Some(value) = self.peek_hashed(hash, key) {
             return Role::Cached(value);
         }
-        let flight = Arc::new(Flight {
-            state: Mutex::new(FlightState::Running),
-            done: Condvar::new(),
-            awaited: AtomicBool::new(false),
-        });
+        let flight = Flight::new();
         flights.table.insert_unique(hash, (hash, key.clone(), Arc::clone(&flight)), |(hash, _, _)| *hash);
         Role::Leader(flight)
     }

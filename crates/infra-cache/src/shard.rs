@@ -26,6 +26,7 @@ use hashbrown::HashTable;
 use crate::RemovalCause;
 use crate::ghost::Ghosts;
 use crate::sketch::FrequencySketch;
+use crate::warm::RefreshAhead;
 
 /// "Never expires", as a deadline.
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -34,6 +35,8 @@ const NIL: u32 = u32::MAX;
 const HITS: u8 = 0x0F;
 /// Set on every hit, cleared when the policy gives the entry a second chance.
 const REFERENCED: u8 = 0x10;
+/// A refresh of the entry has been requested (refresh-ahead); cleared when a new value is written.
+const REFRESHING: u8 = 0x20;
 /// The probability (1 in 128) of admitting a hot candidate that does not beat its victim, so that an
 /// attacker cannot pin a victim by making it look popular (Caffeine's defence against hash flooding).
 const HOT_CANDIDATE: u8 = 6;
@@ -205,9 +208,17 @@ impl<K, V> Shard<K, V> {
 
     /// The read path: finds the entry, checks its expiry, records the hit, clones the value.
     ///
-    /// `now` is called only for entries that can expire; `idle` is the time to idle in nanoseconds.
+    /// `now` is called only for entries that can expire; `idle` is the time to idle in nanoseconds. An
+    /// entry read within `refresh`'s window of its expiry is handed to `refresh` once, to be reloaded.
     #[inline]
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64, idle: Option<u64>) -> Lookup<V>
+    pub(crate) fn get<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        idle: Option<u64>,
+        refresh: Option<&RefreshAhead<K>>,
+    ) -> Lookup<V>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -226,6 +237,16 @@ impl<K, V> Shard<K, V> {
                 let renewed = now.saturating_add(idle).min(entry.deadline);
                 if renewed != expires {
                     slot.expires.store(renewed, Ordering::Relaxed);
+                }
+            }
+            if let Some(refresh) = refresh
+                && entry.deadline != NEVER
+                && entry.deadline - now.min(entry.deadline) <= refresh.within
+            {
+                let meta = slot.meta.load(Ordering::Relaxed);
+                // Racing readers may both ask; the refresher loads twice at worst.
+                if meta & REFRESHING == 0 && refresh.request(&entry.key) {
+                    slot.meta.store(meta | REFRESHING, Ordering::Relaxed);
                 }
             }
         }
@@ -268,6 +289,7 @@ impl<K, V> Shard<K, V> {
             }
             entry.deadline = deadline;
             slot.expires.store(expires, Ordering::Relaxed);
+            slot.meta.store(slot.meta.load(Ordering::Relaxed) & !REFRESHING, Ordering::Relaxed);
             touch(&slot.meta);
             let region = self.links[index as usize].region as usize;
             self.queues[region].weight = self.queues[region].weight - u64::from(old_weight) + u64::from(weight);

@@ -20,6 +20,10 @@ struct Counts {
     load_nanos: AtomicU64,
     removals: [AtomicU64; 4],
     listener_panics: AtomicU64,
+    warmed_entries: AtomicU64,
+    warming_failures: AtomicU64,
+    refreshes: AtomicU64,
+    refresh_failures: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -65,11 +69,20 @@ impl Counters {
         self.count(|counts| &counts.removals[cause as usize], 1);
     }
 
+    pub(crate) fn warmed(&self, entries: u64, failures: u64) {
+        self.count(|counts| &counts.warmed_entries, entries);
+        self.count(|counts| &counts.warming_failures, failures);
+    }
+
+    pub(crate) fn refreshed(&self, succeeded: bool) {
+        self.count(|counts| if succeeded { &counts.refreshes } else { &counts.refresh_failures }, 1);
+    }
+
     pub(crate) fn listener_panicked(&self) {
         self.count(|counts| &counts.listener_panics, 1);
     }
 
-    pub(crate) fn snapshot(&self, entries: usize, weight: u64, max_weight: u64) -> CacheStats {
+    pub(crate) fn snapshot(&self, entries: usize, weight: u64, max_weight: u64, refreshes_dropped: u64) -> CacheStats {
         let (hits, misses) = self.reads();
         let removal = |cause: RemovalCause| self.sum(|counts| &counts.removals[cause as usize]);
         CacheStats {
@@ -85,6 +98,11 @@ impl Counters {
                 replaced: removal(RemovalCause::Replaced),
             },
             listener_panics: self.sum(|counts| &counts.listener_panics),
+            warmed_entries: self.sum(|counts| &counts.warmed_entries),
+            warming_failures: self.sum(|counts| &counts.warming_failures),
+            refreshes: self.sum(|counts| &counts.refreshes),
+            refresh_failures: self.sum(|counts| &counts.refresh_failures),
+            refreshes_dropped,
             entries,
             weight,
             max_weight,
@@ -129,6 +147,16 @@ pub struct CacheStats {
     pub removals: Removals,
     /// Times the eviction listener panicked (the panic is caught; the cache goes on).
     pub listener_panics: u64,
+    /// Entries inserted by warming tasks.
+    pub warmed_entries: u64,
+    /// Warming task runs that failed or panicked.
+    pub warming_failures: u64,
+    /// Entries reloaded ahead of expiry.
+    pub refreshes: u64,
+    /// Reloads ahead of expiry whose loader failed or panicked (the entry expires as it would have).
+    pub refresh_failures: u64,
+    /// Refresh requests dropped because the refresher's queue was full (the entry reloads on a miss).
+    pub refreshes_dropped: u64,
     /// Entries held now.
     pub entries: usize,
     /// Weight held now (the entry count, for a cache without a weigher).
