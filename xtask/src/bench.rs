@@ -60,6 +60,20 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         bail!("cargo bench failed: {status}");
     }
 
+    let quality = crate::target_dir().join("cache-quality.md");
+    if only.as_deref().is_none_or(|name| name == "cache") {
+        // Hit ratios and memory per entry are measurements, not timings: an example prints them.
+        let output = crate::cargo()
+            .args(["run", "--release", "--quiet", "--package", "infra-benches", "--example", "cache_quality"])
+            .output()
+            .context("running the cache_quality example")?;
+        if !output.status.success() {
+            bail!("the cache_quality example failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::fs::write(&quality, &output.stdout).with_context(|| format!("writing {}", quality.display()))?;
+    }
+    let extra = read_extra_section(&quality, started)?;
+
     let groups = collect(&crate::target_dir().join("criterion"))?;
     let invocation = format!(
         "cargo xtask bench{}{}",
@@ -67,7 +81,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         only.as_deref().map(|n| format!(" {n}")).unwrap_or_default()
     );
     let docs = crate::workspace_root().join("docs");
-    write_report(&docs, &groups, started, &invocation)?;
+    write_report(&docs, &groups, started, &invocation, extra.as_deref())?;
     println!("wrote {}", docs.join("benchmarks.md").display());
     Ok(())
 }
@@ -165,11 +179,20 @@ fn utc_date(time: SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem / 60 % 60)
 }
 
+/// The cache-quality section, with a note when it was measured by an earlier run.
+fn read_extra_section(path: &Path, started: SystemTime) -> Result<Option<String>> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    let fresh = std::fs::metadata(path)?.modified()? >= started;
+    let heading = if fresh { "## cache quality" } else { "## cache quality (earlier run)" };
+    Ok(Some(format!("{heading}\n\nFrom `cargo run --release -p infra-benches --example cache_quality`.\n\n{text}")))
+}
+
 fn write_report(
     docs: &Path,
     groups: &BTreeMap<String, Vec<Measurement>>,
     started: SystemTime,
     invocation: &str,
+    extra: Option<&str>,
 ) -> Result<()> {
     let charts_dir = docs.join("bench-charts");
     std::fs::create_dir_all(&charts_dir)?;
@@ -214,6 +237,9 @@ fn write_report(
             .collect();
         std::fs::write(charts_dir.join(&file_name), chart::render(group, &bars))?;
         writeln!(md, "\n![{group}](bench-charts/{file_name})\n")?;
+    }
+    if let Some(extra) = extra {
+        writeln!(md, "{}", extra.trim_end())?;
     }
     std::fs::write(docs.join("benchmarks.md"), md)?;
     Ok(())
@@ -263,9 +289,10 @@ mod tests {
         assert_eq!(grp[1].median_ns, 25.0);
 
         let docs = dir.path().join("docs");
-        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench").unwrap();
+        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench", Some("## extra\n\nbody")).unwrap();
         let md = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
         assert!(md.contains("| peer | 25.00 ns | 2.50 |"), "{md}");
+        assert!(md.ends_with("## extra\n\nbody\n"), "{md}");
         assert!(docs.join("bench-charts/grp.svg").exists());
     }
 }

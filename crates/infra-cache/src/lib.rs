@@ -31,8 +31,26 @@
 //! # Ok::<(), infra_cache::BuildError>(())
 //! ```
 //!
+//! Beyond the basics:
+//!
+//! - loads: [`Cache::get_or_insert_with`], [`Cache::try_get_or_insert_with`] and their async forms
+//!   ([`Cache::get_or_insert_async`], [`Cache::try_get_or_insert_async`], any runtime) run one loader per
+//!   key however many callers miss at once; failures and panics reach every waiter ([`LoadError`]);
+//! - expiry: [`CacheBuilder::time_to_live`], [`CacheBuilder::time_to_idle`], [`Cache::insert_with_ttl`],
+//!   reclaimed by writes, by [`CacheBuilder::maintenance_interval`]'s thread, or by
+//!   [`Cache::run_pending_maintenance`];
+//! - warming: [`CacheBuilder::warming_task`], [`Cache::warm`], [`CacheBuilder::warm_every`]; and
+//!   [`CacheBuilder::refresh_ahead`], which reloads entries read close to their expiry in the background;
+//! - [`Cache::memoize`], the seed's `cached` decorator; [`Cache::hottest`] and, with the `persist`
+//!   feature, `save_hot_set` / `load_hot_set` for a warm restart;
+//! - [`Cache::stats`]: hits, misses, loads, load time, removals by cause, warming and refresh counts.
+//!
 //! Time is read from a `quanta::Clock` given to the builder, so tests can move it by hand with
-//! `quanta::Clock::mock()`.
+//! `quanta::Clock::mock()`. The guide is `docs/cache.md`.
+//!
+//! ## Feature flags
+//!
+//! - `persist`: warm restart, saving the hot set (keys, or keys and values) with serde.
 
 mod builder;
 mod cache;
