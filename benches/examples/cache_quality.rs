@@ -5,6 +5,9 @@
 //! `cargo run --release -p infra-benches --example cache_quality` prints Markdown; `cargo xtask bench`
 //! puts it in docs/benchmarks.md.
 
+// Printing the report is this program's job.
+#![allow(clippy::print_stdout)]
+
 use std::alloc::System;
 use std::num::NonZeroUsize;
 
