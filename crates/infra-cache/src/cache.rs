@@ -75,6 +75,9 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
 pub(crate) struct ShardCell<K, V> {
     shard: RwLock<Shard<K, V>>,
     pub(crate) flights: Mutex<Flights<K, V>>,
+    /// Flights retired in this shard so far: a caller that saw the same count before its miss knows no
+    /// load landed since, and need not look in the cache again before starting its own.
+    pub(crate) landings: AtomicU64,
 }
 
 pub(crate) struct Inner<K, V, S> {
@@ -145,6 +148,7 @@ where
                 ShardCell {
                     shard: RwLock::new(Shard::new(shard_weight, expected_entries, index.wrapping_mul(0x9E37_79B9) + 1)),
                     flights: Mutex::new(Flights::default()),
+                    landings: AtomicU64::new(0),
                 }
             })
             .collect();
@@ -411,6 +415,11 @@ where
 
     pub(crate) fn flights(&self, hash: u64) -> MutexGuard<'_, Flights<K, V>> {
         lock(&self.cell(hash).flights)
+    }
+
+    /// Flights retired so far in the key's shard.
+    pub(crate) fn landings(&self, hash: u64) -> &AtomicU64 {
+        &self.cell(hash).landings
     }
 
     /// The cache's clock, read.

@@ -148,6 +148,7 @@ where
             if let Ok(entry) = flights.table.find_entry(self.hash, |(_, _, flight)| Arc::ptr_eq(flight, &self.flight)) {
                 entry.remove();
             }
+            inner.landings(self.hash).fetch_add(1, Ordering::Release);
         }
         self.flight.land(outcome);
     }
@@ -184,11 +185,12 @@ where
     /// (`None`: the cache's).
     pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
         let hash = self.inner.hasher.hash_one(&key);
+        let landings = self.inner.landings(hash).load(Ordering::Acquire);
         if let Some(value) = self.counted_peek(hash, &key) {
             return value;
         }
         let flight = loop {
-            match self.join(hash, &key) {
+            match self.join(hash, &key, landings) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match flight.wait() {
                     Ok(value) => return value,
@@ -215,10 +217,11 @@ where
         E: std::error::Error + Send + Sync + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
+        let landings = self.inner.landings(hash).load(Ordering::Acquire);
         if let Some(value) = self.counted_peek(hash, &key) {
             return Ok(value);
         }
-        let flight = match self.join(hash, &key) {
+        let flight = match self.join(hash, &key, landings) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return flight.wait(),
             Role::Leader(flight) => flight,
@@ -233,11 +236,12 @@ where
     /// task is dropped or its future panics, a waiter loads in its place.
     pub async fn get_or_insert_async(&self, key: K, init: impl Future<Output = V>) -> V {
         let hash = self.inner.hasher.hash_one(&key);
+        let landings = self.inner.landings(hash).load(Ordering::Acquire);
         if let Some(value) = self.counted_peek(hash, &key) {
             return value;
         }
         let flight = loop {
-            match self.join(hash, &key) {
+            match self.join(hash, &key, landings) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match Landing(flight).await {
                     Ok(value) => return value,
@@ -264,10 +268,11 @@ where
         E: std::error::Error + Send + Sync + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
+        let landings = self.inner.landings(hash).load(Ordering::Acquire);
         if let Some(value) = self.counted_peek(hash, &key) {
             return Ok(value);
         }
-        let flight = match self.join(hash, &key) {
+        let flight = match self.join(hash, &key, landings) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return Landing(flight).await,
             Role::Leader(flight) => flight,
@@ -313,15 +318,18 @@ where
         LeaderGuard { cache: self, hash, flight, started: self.inner.clock_now(), unfinished: Some(unfinished) }
     }
 
-    /// Joins the flight for `key`, or starts one.
-    fn join(&self, hash: u64, key: &K) -> Role<V> {
+    /// Joins the flight for `key`, or starts one. `landings` is the shard's count of retired flights as
+    /// the caller saw it before the miss that brought it here.
+    fn join(&self, hash: u64, key: &K, landings: u64) -> Role<V> {
         let mut flights = self.inner.flights(hash);
         if let Some((_, _, flight)) = flights.table.find(hash, |(_, other, _)| other == key) {
             return Role::Follower(Arc::clone(flight));
         }
-        // A leader inserts before it retires its flight: with no flight, the value is either here or
-        // not being loaded.
-        if let Some(value) = self.peek_hashed(hash, key) {
+        // A leader inserts before it retires its flight, and counts the retirement under this lock:
+        // if a flight landed since the caller's miss, the value may be here now.
+        if self.inner.landings(hash).load(Ordering::Acquire) != landings
+            && let Some(value) = self.peek_hashed(hash, key)
+        {
             return Role::Cached(value);
         }
         let flight = Flight::new();
