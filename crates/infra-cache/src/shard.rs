@@ -50,14 +50,12 @@ enum Region {
     Protected = 2,
 }
 
+/// What the read path needs of an entry; the rest lives in [`Links`], which only writers touch, so
+/// that slots stay small and more of them share the cache.
 #[derive(Debug)]
 struct Entry<K, V> {
     key: K,
     value: V,
-    hash: u64,
-    weight: u32,
-    /// When the entry's time to live ends, in clock nanoseconds, or [`NEVER`].
-    deadline: u64,
 }
 
 #[derive(Debug)]
@@ -69,11 +67,16 @@ struct Slot<K, V> {
     expires: AtomicU64,
 }
 
+/// An entry's place in the policy's queues and the facts only the write path needs.
 #[derive(Debug, Clone, Copy)]
 struct Links {
     prev: u32,
     next: u32,
     region: Region,
+    weight: u32,
+    hash: u64,
+    /// When the entry's time to live ends, in clock nanoseconds, or [`NEVER`].
+    deadline: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -233,15 +236,17 @@ impl<K, V> Shard<K, V> {
             if now >= expires {
                 return Lookup::Expired;
             }
+            // Only time to idle and refresh-ahead need the deadline: the links' cache line is read then.
+            let deadline = || self.links[index as usize].deadline;
             if let Some(idle) = idle {
-                let renewed = now.saturating_add(idle).min(entry.deadline);
+                let renewed = now.saturating_add(idle).min(deadline());
                 if renewed != expires {
                     slot.expires.store(renewed, Ordering::Relaxed);
                 }
             }
             if let Some(refresh) = refresh
-                && entry.deadline != NEVER
-                && entry.deadline - now.min(entry.deadline) <= refresh.within
+                && deadline() != NEVER
+                && deadline() - now.min(deadline()) <= refresh.within
             {
                 let meta = slot.meta.load(Ordering::Relaxed);
                 // Racing readers may both ask; the refresher loads twice at worst.
@@ -283,15 +288,16 @@ impl<K, V> Shard<K, V> {
             let slot = &mut self.slots[index as usize];
             let Some(entry) = slot.entry.as_mut() else { return };
             let old_value = std::mem::replace(&mut entry.value, value);
-            let old_weight = std::mem::replace(&mut entry.weight, weight);
-            if (entry.deadline == NEVER) != (deadline == NEVER) {
+            let links = &mut self.links[index as usize];
+            let old_weight = std::mem::replace(&mut links.weight, weight);
+            if (links.deadline == NEVER) != (deadline == NEVER) {
                 if deadline == NEVER { self.expiring -= 1 } else { self.expiring += 1 }
             }
-            entry.deadline = deadline;
+            links.deadline = deadline;
             slot.expires.store(expires, Ordering::Relaxed);
             slot.meta.store(slot.meta.load(Ordering::Relaxed) & !REFRESHING, Ordering::Relaxed);
             touch(&slot.meta);
-            let region = self.links[index as usize].region as usize;
+            let region = links.region as usize;
             self.queues[region].weight = self.queues[region].weight - u64::from(old_weight) + u64::from(weight);
             self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
             removed.push(Removed { key, value: old_value, cause: RemovalCause::Replaced });
@@ -304,9 +310,9 @@ impl<K, V> Shard<K, V> {
                 removed.push(Removed { key, value, cause: RemovalCause::Capacity });
                 return;
             }
-            let index = self.allocate(Entry { key, value, hash, weight, deadline }, expires);
-            let slots = &self.slots;
-            self.table.insert_unique(hash, index, |&i| slot_hash(slots, i));
+            let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline);
+            let links = &self.links;
+            self.table.insert_unique(hash, index, |&i| links[i as usize].hash);
             self.push_front(Region::Window, index);
             self.weight += u64::from(weight);
             if deadline != NEVER {
@@ -462,8 +468,8 @@ impl<K, V> Shard<K, V> {
         if victim == candidate {
             return;
         }
-        let candidate_hash = slot_hash(&self.slots, candidate);
-        let victim_hash = slot_hash(&self.slots, victim);
+        let candidate_hash = self.links[candidate as usize].hash;
+        let victim_hash = self.links[victim as usize].hash;
         let candidate_frequency = self.frequency(candidate);
         let mut admitted = candidate_frequency > self.frequency(victim)
             || (candidate_frequency >= HOT_CANDIDATE && self.next_random() & 127 == 0);
@@ -523,7 +529,7 @@ impl<K, V> Shard<K, V> {
     /// Estimated popularity: the sketch's count from before the entry was cached plus its hits since.
     fn frequency(&self, index: u32) -> u8 {
         let hits = self.slots[index as usize].meta.load(Ordering::Relaxed) & HITS;
-        (self.sketch.frequency(slot_hash(&self.slots, index)) + hits).min(15)
+        (self.sketch.frequency(self.links[index as usize].hash) + hits).min(15)
     }
 
     /// Clears the referenced bit, returning whether it was set.
@@ -566,9 +572,10 @@ impl<K, V> Shard<K, V> {
     }
 
     fn evict(&mut self, index: u32, cause: RemovalCause, removed: &mut RemovedList<K, V>) {
+        let hash = self.links[index as usize].hash;
         let (entry, hits) = self.take(index);
         // What the slot counted would otherwise be forgotten; the sketch keeps it for a later return.
-        if self.sketch.add(entry.hash, hits) {
+        if self.sketch.add(hash, hits) {
             self.age_slots();
         }
         removed.push(Removed { key: entry.key, value: entry.value, cause });
@@ -576,7 +583,7 @@ impl<K, V> Shard<K, V> {
 
     /// Unlinks a slot and frees it, returning its entry and hit count.
     fn take(&mut self, index: u32) -> (Entry<K, V>, u8) {
-        let hash = slot_hash(&self.slots, index);
+        let Links { hash, weight, deadline, .. } = self.links[index as usize];
         if let Ok(found) = self.table.find_entry(hash, |&i| i == index) {
             found.remove();
         }
@@ -586,17 +593,17 @@ impl<K, V> Shard<K, V> {
         slot.meta.store(0, Ordering::Relaxed);
         slot.expires.store(NEVER, Ordering::Relaxed);
         let entry = slot.entry.take().expect("a linked slot holds an entry");
-        self.weight -= u64::from(entry.weight);
-        if entry.deadline != NEVER {
+        self.weight -= u64::from(weight);
+        if deadline != NEVER {
             self.expiring -= 1;
         }
         self.free.push(index);
         (entry, meta & HITS)
     }
 
-    fn allocate(&mut self, entry: Entry<K, V>, expires: u64) -> u32 {
+    fn allocate(&mut self, entry: Entry<K, V>, expires: u64, hash: u64, weight: u32, deadline: u64) -> u32 {
         let slot = Slot { entry: Some(entry), meta: AtomicU8::new(0), expires: AtomicU64::new(expires) };
-        let links = Links { prev: NIL, next: NIL, region: Region::Window };
+        let links = Links { prev: NIL, next: NIL, region: Region::Window, weight, hash, deadline };
         if let Some(index) = self.free.pop() {
             self.slots[index as usize] = slot;
             self.links[index as usize] = links;
@@ -611,10 +618,13 @@ impl<K, V> Shard<K, V> {
     // ---- intrusive queues ----
 
     fn push_front(&mut self, region: Region, index: u32) {
-        let weight = self.slots[index as usize].entry.as_ref().map_or(0, |entry| u64::from(entry.weight));
+        let links = &mut self.links[index as usize];
+        let weight = u64::from(links.weight);
         let queue = &mut self.queues[region as usize];
         let head = queue.head;
-        self.links[index as usize] = Links { prev: NIL, next: head, region };
+        links.prev = NIL;
+        links.next = head;
+        links.region = region;
         if head != NIL {
             self.links[head as usize].prev = index;
         } else {
@@ -626,8 +636,8 @@ impl<K, V> Shard<K, V> {
     }
 
     fn unlink(&mut self, index: u32) {
-        let Links { prev, next, region } = self.links[index as usize];
-        let weight = self.slots[index as usize].entry.as_ref().map_or(0, |entry| u64::from(entry.weight));
+        let Links { prev, next, region, weight, .. } = self.links[index as usize];
+        let weight = u64::from(weight);
         let queue = &mut self.queues[region as usize];
         if prev != NIL {
             self.links[prev as usize].next = next;
@@ -647,10 +657,6 @@ impl<K, V> Shard<K, V> {
         self.unlink(index);
         self.push_front(region, index);
     }
-}
-
-fn slot_hash<K, V>(slots: &[Slot<K, V>], index: u32) -> u64 {
-    slots[index as usize].entry.as_ref().map_or(0, |entry| entry.hash)
 }
 
 /// Records a hit: one more hit (saturating) and the referenced bit. Writes only when that changes
