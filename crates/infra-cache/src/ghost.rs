@@ -8,8 +8,8 @@
 //!
 //! The memory is a FIFO by sequence number, stored in a set-associative table: each fingerprint goes to
 //! one bucket of four slots with the sequence number of its push, and counts as remembered while fewer
-//! than `capacity` pushes have happened since. A full bucket gives up its oldest slot. With two slots per
-//! remembered key, a bucket rarely fills before its oldest slot has aged out, so this behaves as a FIFO
+//! than `capacity` pushes have happened since. A full bucket gives up its oldest slot. With three slots
+//! per remembered key, a bucket rarely fills before its oldest slot has aged out, so this behaves as a FIFO
 //! of `capacity` keys while touching one cache line per operation (a queue and a hash map touch three).
 
 /// Slots per bucket: four (fingerprint, sequence) pairs, 32 bytes.
