@@ -30,45 +30,22 @@ struct Quick(quick_cache::unsync::Cache<u64, u64>);
 struct MiniMoka(mini_moka::sync::Cache<u64, u64>);
 struct Lru(lru::LruCache<u64, u64>);
 
-impl Replay for Infra {
-    fn access(&mut self, key: u64) -> bool {
-        let hit = self.0.get(&key).is_some();
-        if !hit {
-            self.0.insert(key, key);
+/// The replay is the same for every cache whose API is `get` and `insert`.
+macro_rules! replay_get_insert {
+    ($($cache:ty),*) => {$(
+        impl Replay for $cache {
+            fn access(&mut self, key: u64) -> bool {
+                let hit = self.0.get(&key).is_some();
+                if !hit {
+                    self.0.insert(key, key);
+                }
+                hit
+            }
         }
-        hit
-    }
+    )*};
 }
 
-impl Replay for Moka {
-    fn access(&mut self, key: u64) -> bool {
-        let hit = self.0.get(&key).is_some();
-        if !hit {
-            self.0.insert(key, key);
-        }
-        hit
-    }
-}
-
-impl Replay for Quick {
-    fn access(&mut self, key: u64) -> bool {
-        let hit = self.0.get(&key).is_some();
-        if !hit {
-            self.0.insert(key, key);
-        }
-        hit
-    }
-}
-
-impl Replay for MiniMoka {
-    fn access(&mut self, key: u64) -> bool {
-        let hit = self.0.get(&key).is_some();
-        if !hit {
-            self.0.insert(key, key);
-        }
-        hit
-    }
-}
+replay_get_insert!(Infra, Moka, Quick, MiniMoka);
 
 impl Replay for Lru {
     fn access(&mut self, key: u64) -> bool {

@@ -184,11 +184,10 @@ where
     /// [`get_or_insert_with`](Self::get_or_insert_with), storing the value with its own time to live
     /// (`None`: the cache's).
     pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
-        let hash = self.inner.hasher.hash_one(&key);
-        let landings = self.inner.landings(hash).load(Ordering::Acquire);
-        if let Some(value) = self.counted_peek(hash, &key) {
-            return value;
-        }
+        let (hash, landings) = match self.first_look(&key) {
+            Ok(value) => return value,
+            Err(missed) => missed,
+        };
         let flight = loop {
             match self.join(hash, &key, landings) {
                 Role::Cached(value) => return value,
@@ -216,11 +215,10 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let hash = self.inner.hasher.hash_one(&key);
-        let landings = self.inner.landings(hash).load(Ordering::Acquire);
-        if let Some(value) = self.counted_peek(hash, &key) {
-            return Ok(value);
-        }
+        let (hash, landings) = match self.first_look(&key) {
+            Ok(value) => return Ok(value),
+            Err(missed) => missed,
+        };
         let flight = match self.join(hash, &key, landings) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return flight.wait(),
@@ -235,11 +233,10 @@ where
     /// calling task, on any runtime); concurrent misses on one key await one `init`. If the loading
     /// task is dropped or its future panics, a waiter loads in its place.
     pub async fn get_or_insert_async(&self, key: K, init: impl Future<Output = V>) -> V {
-        let hash = self.inner.hasher.hash_one(&key);
-        let landings = self.inner.landings(hash).load(Ordering::Acquire);
-        if let Some(value) = self.counted_peek(hash, &key) {
-            return value;
-        }
+        let (hash, landings) = match self.first_look(&key) {
+            Ok(value) => return value,
+            Err(missed) => missed,
+        };
         let flight = loop {
             match self.join(hash, &key, landings) {
                 Role::Cached(value) => return value,
@@ -267,11 +264,10 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let hash = self.inner.hasher.hash_one(&key);
-        let landings = self.inner.landings(hash).load(Ordering::Acquire);
-        if let Some(value) = self.counted_peek(hash, &key) {
-            return Ok(value);
-        }
+        let (hash, landings) = match self.first_look(&key) {
+            Ok(value) => return Ok(value),
+            Err(missed) => missed,
+        };
         let flight = match self.join(hash, &key, landings) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return Landing(flight).await,
@@ -303,15 +299,21 @@ where
         }
     }
 
-    /// A lookup that counts a hit or a miss.
-    fn counted_peek(&self, hash: u64, key: &K) -> Option<V> {
-        let found = self.peek_hashed(hash, key);
-        if found.is_some() {
-            self.inner.counters.hit()
-        } else {
-            self.inner.counters.miss()
+    /// The first step of every load: a lookup that counts a hit or a miss. On a miss, returns the key's
+    /// hash and its shard's count of landed flights as of before the lookup, for [`join`](Self::join).
+    fn first_look(&self, key: &K) -> Result<V, (u64, u64)> {
+        let hash = self.inner.hasher.hash_one(key);
+        let landings = self.inner.landings(hash).load(Ordering::Acquire);
+        match self.peek_hashed(hash, key) {
+            Some(value) => {
+                self.inner.counters.hit();
+                Ok(value)
+            }
+            None => {
+                self.inner.counters.miss();
+                Err((hash, landings))
+            }
         }
-        found
     }
 
     fn lead(&self, hash: u64, flight: Arc<Flight<V>>, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {

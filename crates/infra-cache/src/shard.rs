@@ -448,16 +448,8 @@ impl<K, V> Shard<K, V> {
 
         let mut chances = self.queues[Region::Protected as usize].len;
         while self.queues[Region::Protected as usize].weight > protected_max {
-            let tail = self.queues[Region::Protected as usize].tail;
-            if tail == NIL {
-                break;
-            }
-            if chances > 0 && self.take_reference(tail) {
-                chances -= 1;
-                self.move_to_front(Region::Protected, tail);
-            } else {
-                self.move_to_front(Region::Probation, tail);
-            }
+            let Some(tail) = self.protected_hand(&mut chances) else { break };
+            self.move_to_front(Region::Probation, tail);
         }
     }
 
@@ -510,20 +502,28 @@ impl<K, V> Shard<K, V> {
             return Some(victim);
         }
         let mut chances = self.queues[Region::Protected as usize].len;
+        if let Some(tail) = self.protected_hand(&mut chances) {
+            return Some(tail);
+        }
+        let tail = self.queues[Region::Window as usize].tail;
+        (tail != NIL).then_some(tail)
+    }
+
+    /// Protected's tail after giving referenced entries a second chance, `chances` at most (so that a
+    /// fully referenced segment cannot spin).
+    fn protected_hand(&mut self, chances: &mut usize) -> Option<u32> {
         loop {
             let tail = self.queues[Region::Protected as usize].tail;
             if tail == NIL {
-                break;
+                return None;
             }
-            if chances > 0 && self.take_reference(tail) {
-                chances -= 1;
+            if *chances > 0 && self.take_reference(tail) {
+                *chances -= 1;
                 self.move_to_front(Region::Protected, tail);
                 continue;
             }
             return Some(tail);
         }
-        let tail = self.queues[Region::Window as usize].tail;
-        (tail != NIL).then_some(tail)
     }
 
     /// Estimated popularity: the sketch's count from before the entry was cached plus its hits since.
