@@ -1,4 +1,5 @@
-//! [`Cache`]: the handle, the shards behind it, and the hill climber that sizes the window.
+//! [`Cache`]: the handle, the shards behind it, and the hill climber that tunes the policy (the
+//! window's share and ghost admission).
 
 use std::borrow::Borrow;
 use std::fmt;

@@ -2,7 +2,7 @@
 //!
 //! Admission alone is slow to let in a key whose popularity is recent: the sketch has not counted it
 //! yet. A key that comes back while it is still remembered here (it was rejected or evicted within the
-//! last `capacity` such events) may be admitted outright; the climber sets how often ([`crate::cache`]).
+//! last `capacity` such events) may be let in although the sketch ranks it lower; the climber sets how often ([`crate::cache`]).
 //! This lifts the policy near the working-set size, where plain W-TinyLFU loses to recency-based
 //! policies (the ARC P3 trace at 160,000 entries: 49% without, 54% with).
 //!

@@ -4,14 +4,16 @@
 //! (hits since the last aging, and a referenced bit), touching no shared line beyond the lock word. All
 //! ordering work happens on the write path, under the write lock:
 //!
-//! - New entries enter the **window**, a CLOCK queue (a referenced entry at the tail gets a second chance).
+//! - New entries enter the **window**, a CLOCK queue (a referenced entry at the tail gets a second
+//!   chance, unless that would put the newest entry up for admission first).
 //! - An entry leaving the window is a **candidate** for the main region. When the shard is over its
 //!   weight, the candidate competes with the **probation** queue's victim: the one with the higher
-//!   estimated frequency (sketch plus the hits counted in the slot) stays. A candidate recently turned
-//!   away or evicted (a ghost) is admitted outright.
+//!   estimated frequency (sketch plus the hits counted in the slot) stays. A losing candidate that was
+//!   recently turned away or evicted (a ghost) is let in with the climber's probability.
 //! - Main is a segmented LRU approximated by CLOCK: a referenced entry found at probation's tail moves to
 //!   **protected**; protected's overflow moves back to probation.
-//! - The window's share of the weight is set cache-wide by a hill climber ([`crate::cache`]).
+//! - The window's share of the weight and the ghost admission probability are set cache-wide by a hill
+//!   climber ([`crate::cache`]).
 //!
 //! User code (`Hash`, `Eq`, weighers, `Drop` of keys and values, listeners) never runs while a queue or
 //! the table is half-updated: hashes are computed before locking, `Eq` runs only in lookups before any
