@@ -172,9 +172,14 @@ fn a_maintenance_thread_reclaims_idle_caches_and_ends_with_them() {
         std::thread::sleep(Duration::from_millis(2));
     }
     assert_eq!(*events.lock().unwrap(), vec![(7, 7, RemovalCause::Expired)]);
-    let weak_probe = Arc::downgrade(&Arc::new(()));
+    // The thread holds the cache only while it sweeps: dropping the last handle frees the cache (and
+    // with it the listener, which holds the other reference to `events`).
     drop(cache);
-    drop(weak_probe);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&events) > 1 {
+        assert!(std::time::Instant::now() < deadline, "the maintenance thread kept the cache alive");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]

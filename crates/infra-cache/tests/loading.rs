@@ -146,6 +146,32 @@ fn refresh_ahead_keeps_a_hot_key_from_ever_missing() {
     assert_eq!(stats.refreshes_dropped, 0);
 }
 
+#[test]
+fn background_threads_let_the_cache_go() {
+    let (clock, _mock) = Clock::mock();
+    let token = Arc::new(());
+    let held = Arc::clone(&token);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(10)
+        .clock(clock)
+        .time_to_live(Duration::from_secs(10))
+        .warm_every(Duration::from_secs(60))
+        .refresh_ahead(Duration::from_secs(1), move |key: &u64| {
+            let _ = &held;
+            Ok::<_, std::io::Error>(*key)
+        })
+        .build()
+        .unwrap();
+    cache.insert(1, 1);
+    drop(cache);
+    // The refresher's loader holds `token`: it is dropped once the cache and its threads let go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&token) > 1 {
+        assert!(std::time::Instant::now() < deadline, "a background thread kept the cache alive");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[cfg(feature = "persist")]
 #[test]
 fn the_hot_set_survives_a_restart() {
