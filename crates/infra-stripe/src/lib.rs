@@ -98,6 +98,15 @@ fn lease_index() -> usize {
     index
 }
 
+/// The calling thread's stripe index, `0..=EXCLUSIVE_STRIPES`: distinct for up to
+/// [`EXCLUSIVE_STRIPES`] live threads, and [`EXCLUSIVE_STRIPES`] itself for the threads beyond. Useful to
+/// spread a compact per-object counter array over threads (taking the index modulo its length); counts
+/// there must use atomic adds, since two threads may then share a cell.
+#[inline]
+pub fn thread_index() -> usize {
+    stripe_index().0
+}
+
 /// Adds `by` to a counter in the calling thread's stripe.
 ///
 /// `exclusive` must be the flag [`Striped::local`] returned with the stripe: when true no other thread

@@ -1,0 +1,282 @@
+//! [`Collector`]: the registry of metric families and their series, and the seed's by-name API.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use quanta::Clock;
+
+use crate::error::ApmError;
+use crate::exposition;
+use crate::histogram::HistogramCell;
+use crate::instruments::{Counter, CounterCell, Gauge, GaugeCell, Histogram};
+use crate::name::{check_label, check_metric};
+
+/// Label combinations a metric may have before further ones go to its overflow series.
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2_000;
+
+/// Prometheus's default histogram boundaries, in seconds.
+pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The kinds of instrument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One series' storage.
+#[derive(Debug, Clone)]
+pub(crate) enum Cell {
+    Counter(Arc<CounterCell>),
+    Gauge(Arc<GaugeCell>),
+    Histogram(Arc<HistogramCell>),
+}
+
+impl Cell {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Counter => Cell::Counter(Arc::default()),
+            Kind::Gauge => Cell::Gauge(Arc::default()),
+            Kind::Histogram => Cell::Histogram(Arc::default()),
+        }
+    }
+}
+
+/// Label pairs, sorted by name.
+pub(crate) type Labels = Vec<(String, String)>;
+
+/// A metric: its kind, help, and series by label set.
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) kind: Kind,
+    pub(crate) help: String,
+    pub(crate) series: BTreeMap<Labels, Cell>,
+    /// Where series beyond the cardinality limit are counted, exposed with `overflow="true"`.
+    pub(crate) overflow: Option<Cell>,
+    /// Label sets turned away by the cardinality limit (each time one was asked for).
+    pub(crate) rejected_label_sets: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) service: String,
+    pub(crate) clock: Clock,
+    pub(crate) cardinality_limit: usize,
+    pub(crate) buckets: Vec<f64>,
+    pub(crate) families: Mutex<BTreeMap<String, Family>>,
+}
+
+/// Collects metrics: counters, gauges and histograms with labels, and renders them for Prometheus.
+///
+/// Cheap to clone (an `Arc`). Ask for a series once ([`counter`](Self::counter), [`gauge`](Self::gauge),
+/// [`histogram`](Self::histogram)) and keep the handle: updating it costs an atomic operation. The
+/// by-name methods of the seed ([`increment_counter`](Self::increment_counter),
+/// [`set_gauge`](Self::set_gauge), [`record_histogram`](Self::record_histogram)) look the series up on
+/// every call.
+#[derive(Clone)]
+pub struct Collector {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Collector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Collector").field("service", &self.inner.service).finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Collector`].
+#[derive(Debug)]
+pub struct CollectorBuilder {
+    service: String,
+    clock: Option<Clock>,
+    cardinality_limit: usize,
+    buckets: Vec<f64>,
+}
+
+impl CollectorBuilder {
+    /// The clock that timings and windows use; `quanta::Clock::mock()` in tests.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Label combinations per metric before further ones are folded into one overflow series
+    /// (default [`DEFAULT_CARDINALITY_LIMIT`]); each refusal is counted and exposed.
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit;
+        self
+    }
+
+    /// Histogram bucket boundaries for Prometheus exposition (default [`DEFAULT_BUCKETS`]). Quantiles do
+    /// not depend on them: histograms keep fine buckets and the boundaries only shape the exposition.
+    pub fn buckets(mut self, boundaries: impl IntoIterator<Item = f64>) -> Self {
+        self.buckets = boundaries.into_iter().collect();
+        self
+    }
+
+    /// Builds the collector. Boundaries are sorted and deduplicated; non-finite ones are dropped (`+Inf`
+    /// is always exposed).
+    pub fn build(mut self) -> Collector {
+        self.buckets.retain(|bound| bound.is_finite());
+        self.buckets.sort_by(f64::total_cmp);
+        self.buckets.dedup();
+        Collector {
+            inner: Arc::new(Inner {
+                service: self.service,
+                clock: self.clock.unwrap_or_default(),
+                cardinality_limit: self.cardinality_limit,
+                buckets: self.buckets,
+                families: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+}
+
+impl Collector {
+    /// A builder for a collector named after the service it measures (the seed's `service_name`).
+    pub fn builder(service: impl Into<String>) -> CollectorBuilder {
+        CollectorBuilder {
+            service: service.into(),
+            clock: None,
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            buckets: DEFAULT_BUCKETS.to_vec(),
+        }
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The counter series `name{labels}`, registered on first use with `help` (the help of the first
+    /// registration is kept).
+    pub fn counter(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<Counter, ApmError> {
+        self.series(Kind::Counter, name, help, labels, |cell| match cell {
+            Cell::Counter(cell) => Some(Counter(Arc::clone(cell))),
+            _ => None,
+        })
+    }
+
+    /// The gauge series `name{labels}`.
+    pub fn gauge(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<Gauge, ApmError> {
+        self.series(Kind::Gauge, name, help, labels, |cell| match cell {
+            Cell::Gauge(cell) => Some(Gauge(Arc::clone(cell))),
+            _ => None,
+        })
+    }
+
+    /// The histogram series `name{labels}`.
+    pub fn histogram(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<Histogram, ApmError> {
+        self.series(Kind::Histogram, name, help, labels, |cell| match cell {
+            Cell::Histogram(cell) => Some(Histogram(Arc::clone(cell))),
+            _ => None,
+        })
+    }
+
+    /// Adds `by` to a counter, by name (the seed's `increment_counter`).
+    pub fn increment_counter(&self, name: &str, by: u64, labels: &[(&str, &str)]) -> Result<(), ApmError> {
+        self.counter(name, "", labels)?.add(by);
+        Ok(())
+    }
+
+    /// Sets a gauge, by name (the seed's `set_gauge`).
+    pub fn set_gauge(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<(), ApmError> {
+        if !value.is_finite() {
+            return Err(ApmError::NotFinite { name: name.to_owned(), value });
+        }
+        self.gauge(name, "", labels)?.set(value);
+        Ok(())
+    }
+
+    /// Records into a histogram, by name (the seed's `record_histogram`).
+    pub fn record_histogram(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<(), ApmError> {
+        if !value.is_finite() {
+            return Err(ApmError::NotFinite { name: name.to_owned(), value });
+        }
+        if value < 0.0 {
+            return Err(ApmError::NegativeObservation { name: name.to_owned(), value });
+        }
+        self.histogram(name, "", labels)?.record(value);
+        Ok(())
+    }
+
+    /// Everything, in the Prometheus text exposition format 0.0.4.
+    pub fn render_prometheus(&self) -> String {
+        exposition::prometheus_text(&self.families(), &self.inner.buckets)
+    }
+
+    pub(crate) fn families(&self) -> MutexGuard<'_, BTreeMap<String, Family>> {
+        // Every change to the registry is a single insertion: a panic elsewhere leaves it consistent.
+        self.inner.families.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Finds or registers a series and hands it out through `handle`.
+    fn series<T>(
+        &self,
+        kind: Kind,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        handle: impl Fn(&Cell) -> Option<T>,
+    ) -> Result<T, ApmError> {
+        check_metric(name)?;
+        let reserved: &[&str] = if kind == Kind::Histogram { &["le"] } else { &[] };
+        let mut sorted: Labels = Vec::with_capacity(labels.len());
+        for (label, value) in labels {
+            check_label(name, label, reserved)?;
+            sorted.push(((*label).to_owned(), (*value).to_owned()));
+        }
+        sorted.sort();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(ApmError::DuplicateLabel { metric: name.to_owned(), label: pair[0].0.clone() });
+        }
+        let limit = self.inner.cardinality_limit;
+        let mut families = self.families();
+        let family = families.entry(name.to_owned()).or_insert_with(|| Family {
+            kind,
+            help: help.to_owned(),
+            series: BTreeMap::new(),
+            overflow: None,
+            rejected_label_sets: 0,
+        });
+        if family.kind != kind {
+            return Err(ApmError::KindConflict {
+                name: name.to_owned(),
+                existing: family.kind.name(),
+                requested: kind.name(),
+            });
+        }
+        if family.help.is_empty() && !help.is_empty() {
+            family.help = help.to_owned();
+        }
+        let conflict =
+            || ApmError::KindConflict { name: name.to_owned(), existing: kind.name(), requested: kind.name() };
+        if let Some(cell) = family.series.get(&sorted) {
+            return handle(cell).ok_or_else(conflict);
+        }
+        if family.series.len() >= limit {
+            family.rejected_label_sets += 1;
+            return handle(family.overflow.get_or_insert_with(|| Cell::new(kind))).ok_or_else(conflict);
+        }
+        let cell = Cell::new(kind);
+        let found = handle(&cell).ok_or_else(conflict);
+        family.series.insert(sorted, cell);
+        found
+    }
+}

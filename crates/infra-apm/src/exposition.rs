@@ -1,0 +1,138 @@
+//! The Prometheus text exposition format, version 0.0.4.
+//!
+//! Counters are exposed with the `_total` suffix (added when the name lacks it), histograms as
+//! cumulative `_bucket` series with `le`, plus `_sum` and `_count`. Label values escape backslash,
+//! double quote and newline; help text escapes backslash and newline. What the collector refused is
+//! exposed too: `infra_apm_rejected_observations_total{metric=..}` (NaN, infinite or negative values) and
+//! `infra_apm_rejected_label_sets_total{metric=..}` (label sets beyond the cardinality limit, whose
+//! values went to the metric's `overflow="true"` series).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use crate::collector::{Cell, Family, Kind};
+
+/// Renders every family.
+pub(crate) fn prometheus_text(families: &BTreeMap<String, Family>, buckets: &[f64]) -> String {
+    let mut out = String::new();
+    let mut rejected_observations: Vec<(&str, u64)> = Vec::new();
+    let mut rejected_label_sets: Vec<(&str, u64)> = Vec::new();
+    for (name, family) in families {
+        let exposed = match family.kind {
+            Kind::Counter if !name.ends_with("_total") => format!("{name}_total"),
+            _ => name.clone(),
+        };
+        if !family.help.is_empty() {
+            let _ = writeln!(out, "# HELP {exposed} {}", escape_help(&family.help));
+        }
+        let _ = writeln!(out, "# TYPE {exposed} {}", family.kind.name());
+        let overflow = family.overflow.as_ref().map(|cell| (vec![("overflow".to_owned(), "true".to_owned())], cell));
+        let mut rejected = 0;
+        for (labels, cell) in family.series.iter().map(|(labels, cell)| (labels.clone(), cell)).chain(overflow) {
+            rejected += series(&mut out, &exposed, &labels, cell, buckets);
+        }
+        if rejected > 0 {
+            rejected_observations.push((name, rejected));
+        }
+        if family.rejected_label_sets > 0 {
+            rejected_label_sets.push((name, family.rejected_label_sets));
+        }
+    }
+    for (metric, help, counts) in [
+        (
+            "infra_apm_rejected_observations_total",
+            "Values refused because they were NaN, infinite, or negative for a histogram.",
+            rejected_observations,
+        ),
+        (
+            "infra_apm_rejected_label_sets_total",
+            "Label sets refused by the cardinality limit; their values went to the overflow series.",
+            rejected_label_sets,
+        ),
+    ] {
+        if counts.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for (name, count) in counts {
+            let _ = writeln!(out, "{metric}{{metric=\"{}\"}} {count}", escape_label_value(name));
+        }
+    }
+    out
+}
+
+/// Writes one series; returns the values it refused.
+fn series(out: &mut String, name: &str, labels: &[(String, String)], cell: &Cell, buckets: &[f64]) -> u64 {
+    match cell {
+        Cell::Counter(counter) => {
+            let _ = writeln!(out, "{name}{} {}", label_set(labels, None), counter.value());
+            0
+        }
+        Cell::Gauge(gauge) => {
+            let _ = writeln!(out, "{name}{} {}", label_set(labels, None), float(gauge.value()));
+            gauge.rejected.load(Ordering::Relaxed)
+        }
+        Cell::Histogram(histogram) => {
+            let snapshot = histogram.snapshot();
+            for &bound in buckets {
+                let le = float(bound);
+                let count = snapshot.count_at_or_below(bound).min(snapshot.count);
+                let _ = writeln!(out, "{name}_bucket{} {count}", label_set(labels, Some(&le)));
+            }
+            let _ = writeln!(out, "{name}_bucket{} {}", label_set(labels, Some("+Inf")), snapshot.count);
+            let _ = writeln!(out, "{name}_sum{} {}", label_set(labels, None), float(snapshot.sum));
+            let _ = writeln!(out, "{name}_count{} {}", label_set(labels, None), snapshot.count);
+            snapshot.rejected
+        }
+    }
+}
+
+/// `{a="x",b="y"}` (or nothing without labels), with `le` last when given.
+fn label_set(labels: &[(String, String)], le: Option<&str>) -> String {
+    if labels.is_empty() && le.is_none() {
+        return String::new();
+    }
+    let mut pairs: Vec<String> =
+        labels.iter().map(|(label, value)| format!("{label}=\"{}\"", escape_label_value(value))).collect();
+    if let Some(le) = le {
+        pairs.push(format!("le=\"{le}\""));
+    }
+    format!("{{{}}}", pairs.join(","))
+}
+
+fn escape_label_value(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A sample value as Prometheus parses it.
+fn float(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if value == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        format!("{value}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_the_format_requires() {
+        assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(escape_help("two\nlines \\ here"), "two\\nlines \\\\ here");
+        assert_eq!(float(f64::INFINITY), "+Inf");
+        assert_eq!(float(0.25), "0.25");
+        assert_eq!(float(1.0), "1");
+    }
+}
