@@ -42,7 +42,6 @@ fn counter_inc(c: &mut Criterion) {
         });
     }
     group.finish();
-    assert!(ours.value() > 0 && theirs.get() > 0);
 }
 
 fn histogram_record(c: &mut Criterion) {

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use hashbrown::HashTable;
 
 use quanta::Clock;
 
@@ -75,6 +78,26 @@ pub(crate) struct Inner {
     pub(crate) cardinality_limit: usize,
     pub(crate) buckets: Vec<f64>,
     pub(crate) families: Mutex<BTreeMap<String, Family>>,
+    /// The by-name fast path: series by name and labels exactly as callers spelled them (label order
+    /// included), so that a lookup hashes and compares borrowed strings and allocates nothing.
+    aliases: RwLock<HashTable<Alias>>,
+    alias_hasher: foldhash::fast::RandomState,
+}
+
+/// One spelling of a series' name and labels, pointing at its storage.
+struct Alias {
+    hash: u64,
+    name: Box<str>,
+    labels: Box<[(Box<str>, Box<str>)]>,
+    cell: Cell,
+}
+
+impl Alias {
+    fn matches(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        &*self.name == name
+            && self.labels.len() == labels.len()
+            && self.labels.iter().zip(labels).all(|((k, v), (k2, v2))| &**k == *k2 && &**v == *v2)
+    }
 }
 
 /// Collects metrics: counters, gauges and histograms with labels, and renders them for Prometheus.
@@ -138,6 +161,8 @@ impl CollectorBuilder {
                 cardinality_limit: self.cardinality_limit,
                 buckets: self.buckets,
                 families: Mutex::new(BTreeMap::new()),
+                aliases: RwLock::new(HashTable::new()),
+                alias_hasher: foldhash::fast::RandomState::default(),
             }),
         }
     }
@@ -189,9 +214,19 @@ impl Collector {
         })
     }
 
-    /// Adds `by` to a counter, by name (the seed's `increment_counter`).
+    /// Adds `by` to a counter, by name (the seed's `increment_counter`). An existing series is found
+    /// without allocating; the first call for a series registers it.
     pub fn increment_counter(&self, name: &str, by: u64, labels: &[(&str, &str)]) -> Result<(), ApmError> {
-        self.counter(name, "", labels)?.add(by);
+        let done = self.with_alias(name, labels, |cell| match cell {
+            Cell::Counter(counter) => {
+                counter.add(by);
+                true
+            }
+            _ => false,
+        });
+        if !done {
+            self.counter(name, "", labels)?.add(by);
+        }
         Ok(())
     }
 
@@ -200,7 +235,16 @@ impl Collector {
         if !value.is_finite() {
             return Err(ApmError::NotFinite { name: name.to_owned(), value });
         }
-        self.gauge(name, "", labels)?.set(value);
+        let done = self.with_alias(name, labels, |cell| match cell {
+            Cell::Gauge(gauge) => {
+                gauge.set(value);
+                true
+            }
+            _ => false,
+        });
+        if !done {
+            self.gauge(name, "", labels)?.set(value);
+        }
         Ok(())
     }
 
@@ -212,13 +256,45 @@ impl Collector {
         if value < 0.0 {
             return Err(ApmError::NegativeObservation { name: name.to_owned(), value });
         }
-        self.histogram(name, "", labels)?.record(value);
+        let done = self.with_alias(name, labels, |cell| match cell {
+            Cell::Histogram(histogram) => {
+                histogram.record(value);
+                true
+            }
+            _ => false,
+        });
+        if !done {
+            self.histogram(name, "", labels)?.record(value);
+        }
         Ok(())
     }
 
     /// Everything, in the Prometheus text exposition format 0.0.4.
     pub fn render_prometheus(&self) -> String {
         exposition::prometheus_text(&self.families(), &self.inner.buckets)
+    }
+
+    /// Runs `update` on the series spelled `name{labels}` if it has been seen before; false otherwise (or
+    /// when `update` declines, for another kind), and the caller takes the registering path.
+    fn with_alias(&self, name: &str, labels: &[(&str, &str)], update: impl FnOnce(&Cell) -> bool) -> bool {
+        let hash = self.inner.alias_hasher.hash_one((name, labels));
+        let aliases = self.inner.aliases.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        aliases.find(hash, |alias| alias.matches(name, labels)).is_some_and(|alias| update(&alias.cell))
+    }
+
+    /// Remembers a spelling of a registered series for the fast path.
+    fn remember(&self, name: &str, labels: &[(&str, &str)], cell: &Cell) {
+        let hash = self.inner.alias_hasher.hash_one((name, labels));
+        let mut aliases = self.inner.aliases.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if aliases.find(hash, |alias| alias.matches(name, labels)).is_none() {
+            let alias = Alias {
+                hash,
+                name: name.into(),
+                labels: labels.iter().map(|(k, v)| (Box::from(*k), Box::from(*v))).collect(),
+                cell: cell.clone(),
+            };
+            aliases.insert_unique(hash, alias, |alias| alias.hash);
+        }
     }
 
     pub(crate) fn families(&self) -> MutexGuard<'_, BTreeMap<String, Family>> {
@@ -268,15 +344,20 @@ impl Collector {
         let conflict =
             || ApmError::KindConflict { name: name.to_owned(), existing: kind.name(), requested: kind.name() };
         if let Some(cell) = family.series.get(&sorted) {
-            return handle(cell).ok_or_else(conflict);
+            let cell = cell.clone();
+            drop(families);
+            self.remember(name, labels, &cell);
+            return handle(&cell).ok_or_else(conflict);
         }
         if family.series.len() >= limit {
             family.rejected_label_sets += 1;
             return handle(family.overflow.get_or_insert_with(|| Cell::new(kind))).ok_or_else(conflict);
         }
         let cell = Cell::new(kind);
-        let found = handle(&cell).ok_or_else(conflict);
-        family.series.insert(sorted, cell);
-        found
+        family.series.insert(sorted, cell.clone());
+        drop(families);
+        // Label sets refused by the cardinality limit get no alias: the aliases stay bounded too.
+        self.remember(name, labels, &cell);
+        handle(&cell).ok_or_else(conflict)
     }
 }

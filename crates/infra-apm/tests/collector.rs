@@ -29,6 +29,18 @@ fn label_order_does_not_make_a_new_series() {
 }
 
 #[test]
+fn the_by_name_fast_path_keeps_kinds_apart() {
+    let collector = Collector::builder("svc").build();
+    collector.set_gauge("depth", 3.0, &[("book", "EURUSD")]).unwrap();
+    collector.set_gauge("depth", 4.0, &[("book", "EURUSD")]).unwrap();
+    assert!(matches!(
+        collector.increment_counter("depth", 1, &[("book", "EURUSD")]),
+        Err(ApmError::KindConflict { existing: "gauge", requested: "counter", .. })
+    ));
+    assert_eq!(collector.gauge("depth", "", &[("book", "EURUSD")]).unwrap().value(), 4.0);
+}
+
+#[test]
 fn one_bad_label_cannot_exhaust_memory() {
     let collector = Collector::builder("svc").cardinality_limit(10).build();
     for id in 0..1_000 {
