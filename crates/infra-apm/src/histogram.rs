@@ -187,7 +187,48 @@ pub struct HistogramSnapshot {
     pub rejected: u64,
 }
 
+/// The seed's `get_histogram_stats`: a summary of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HistogramStats {
+    /// Values recorded.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// The mean.
+    pub mean: f64,
+    /// The median.
+    pub p50: f64,
+    /// The 90th percentile.
+    pub p90: f64,
+    /// The 95th percentile.
+    pub p95: f64,
+    /// The 99th percentile.
+    pub p99: f64,
+    /// The 99.9th percentile.
+    pub p999: f64,
+}
+
 impl HistogramSnapshot {
+    /// Count, sum, min, max, mean and the usual percentiles (each within [`RELATIVE_ERROR`]).
+    pub fn stats(&self) -> HistogramStats {
+        HistogramStats {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            mean: self.mean(),
+            p50: self.quantile(0.5),
+            p90: self.quantile(0.9),
+            p95: self.quantile(0.95),
+            p99: self.quantile(0.99),
+            p999: self.quantile(0.999),
+        }
+    }
+
     /// The mean, or 0 when empty.
     pub fn mean(&self) -> f64 {
         if self.count == 0 { 0.0 } else { self.sum / self.count as f64 }

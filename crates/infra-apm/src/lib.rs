@@ -23,8 +23,12 @@
 //! # Ok::<(), infra_apm::ApmError>(())
 //! ```
 //!
-//! This is the crate's first slice (issue 4): transactions, SLA tracking, sliding windows, process
-//! resources, dashboards, OpenMetrics, the HTTP listener and the `metrics` recorder are still to come.
+//! Transactions ([`Collector::start_transaction`], [`Collector::time`], [`Collector::time_result`],
+//! [`Collector::time_future`]) time units of work on the collector's clock and count their outcomes;
+//! [`Collector::transaction_stats`] summarises them.
+//!
+//! This is the crate's first slice (issue 4): SLA tracking, sliding windows, process resources,
+//! dashboards, OpenMetrics, the HTTP listener and the `metrics` recorder are still to come.
 
 mod collector;
 mod error;
@@ -32,8 +36,10 @@ mod exposition;
 mod histogram;
 mod instruments;
 mod name;
+mod transaction;
 
 pub use collector::{Collector, CollectorBuilder, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT};
 pub use error::ApmError;
-pub use histogram::{Bucket, HistogramSnapshot, RELATIVE_ERROR};
+pub use histogram::{Bucket, HistogramSnapshot, HistogramStats, RELATIVE_ERROR};
 pub use instruments::{Counter, Gauge, Histogram};
+pub use transaction::{Transaction, TransactionStats, TransactionTimer};
