@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use quanta::Clock;
 
 use crate::error::ApmError;
-use crate::exposition;
+use crate::exposition::{self, Format};
 use crate::histogram::HistogramCell;
 use crate::instruments::{Counter, CounterCell, Gauge, GaugeCell, Histogram};
 use crate::name::{check_label, check_metric};
@@ -272,6 +272,16 @@ impl Collector {
     /// Everything, in the Prometheus text exposition format 0.0.4.
     pub fn render_prometheus(&self) -> String {
         exposition::prometheus_text(&self.families(), &self.inner.buckets)
+    }
+
+    /// Everything, in the OpenMetrics 1.0 text format.
+    pub fn render_openmetrics(&self) -> String {
+        self.render(Format::OpenMetrics)
+    }
+
+    /// Everything, in `format` (see [`Format::from_accept`] to follow a scraper's `Accept` header).
+    pub fn render(&self, format: Format) -> String {
+        exposition::render(&self.families(), &self.inner.buckets, format)
     }
 
     /// Runs `update` on the series spelled `name{labels}` if it has been seen before; false otherwise (or

@@ -1,4 +1,4 @@
-//! The Prometheus text exposition format, version 0.0.4.
+//! The text formats: Prometheus exposition 0.0.4 and OpenMetrics 1.0.
 //!
 //! Counters are exposed with the `_total` suffix (added when the name lacks it), histograms as
 //! cumulative `_bucket` series with `le`, plus `_sum` and `_count`. Label values escape backslash,
@@ -13,8 +13,44 @@ use std::sync::atomic::Ordering;
 
 use crate::collector::{Cell, Family, Kind};
 
-/// Renders every family.
+/// The text formats the collector writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// The format a scraper asks for in its `Accept` header: OpenMetrics when it lists it, else 0.0.4.
+    pub fn from_accept(accept: &str) -> Format {
+        if accept.split(',').any(|part| part.trim().starts_with("application/openmetrics-text")) {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+}
+
+/// Renders every family in the 0.0.4 format.
 pub(crate) fn prometheus_text(families: &BTreeMap<String, Family>, buckets: &[f64]) -> String {
+    render(families, buckets, Format::Prometheus)
+}
+
+/// Renders every family in `format`.
+///
+/// In OpenMetrics, a counter family is named without `_total` and its sample with it, and the text
+/// ends with `# EOF`.
+pub(crate) fn render(families: &BTreeMap<String, Family>, buckets: &[f64], format: Format) -> String {
     let mut out = String::new();
     let mut rejected_observations: Vec<(&str, u64)> = Vec::new();
     let mut rejected_label_sets: Vec<(&str, u64)> = Vec::new();
@@ -23,14 +59,19 @@ pub(crate) fn prometheus_text(families: &BTreeMap<String, Family>, buckets: &[f6
             Kind::Counter if !name.ends_with("_total") => format!("{name}_total"),
             _ => name.clone(),
         };
+        // OpenMetrics names the counter family without the suffix its samples carry.
+        let family_name = match (format, family.kind) {
+            (Format::OpenMetrics, Kind::Counter) => exposed.trim_end_matches("_total").to_owned(),
+            _ => exposed.clone(),
+        };
         if !family.help.is_empty() {
-            let _ = writeln!(out, "# HELP {exposed} {}", escape_help(&family.help));
+            let _ = writeln!(out, "# HELP {family_name} {}", escape_help(&family.help));
         }
-        let _ = writeln!(out, "# TYPE {exposed} {}", family.kind.name());
+        let _ = writeln!(out, "# TYPE {family_name} {}", family.kind.name());
         let overflow = family.overflow.as_ref().map(|cell| (vec![("overflow".to_owned(), "true".to_owned())], cell));
         let mut rejected = 0;
         for (labels, cell) in family.series.iter().map(|(labels, cell)| (labels.clone(), cell)).chain(overflow) {
-            rejected += series(&mut out, &exposed, &labels, cell, buckets);
+            rejected += series(&mut out, &exposed, &labels, cell, buckets, format);
         }
         if rejected > 0 {
             rejected_observations.push((name, rejected));
@@ -54,17 +95,31 @@ pub(crate) fn prometheus_text(families: &BTreeMap<String, Family>, buckets: &[f6
         if counts.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "# HELP {metric} {help}");
-        let _ = writeln!(out, "# TYPE {metric} counter");
+        let family_name = match format {
+            Format::OpenMetrics => metric.trim_end_matches("_total"),
+            Format::Prometheus => metric,
+        };
+        let _ = writeln!(out, "# HELP {family_name} {help}");
+        let _ = writeln!(out, "# TYPE {family_name} counter");
         for (name, count) in counts {
             let _ = writeln!(out, "{metric}{{metric=\"{}\"}} {count}", escape_label_value(name));
         }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
     }
     out
 }
 
 /// Writes one series; returns the values it refused.
-fn series(out: &mut String, name: &str, labels: &[(String, String)], cell: &Cell, buckets: &[f64]) -> u64 {
+fn series(
+    out: &mut String,
+    name: &str,
+    labels: &[(String, String)],
+    cell: &Cell,
+    buckets: &[f64],
+    format: Format,
+) -> u64 {
     match cell {
         Cell::Counter(counter) => {
             let _ = writeln!(out, "{name}{} {}", label_set(labels, None), counter.value());
@@ -77,7 +132,11 @@ fn series(out: &mut String, name: &str, labels: &[(String, String)], cell: &Cell
         Cell::Histogram(histogram) => {
             let snapshot = histogram.snapshot();
             for &bound in buckets {
-                let le = float(bound);
+                let le = match format {
+                    // OpenMetrics wants bucket bounds as canonical floats: `1.0`, not `1`.
+                    Format::OpenMetrics => canonical_float(bound),
+                    Format::Prometheus => float(bound),
+                };
                 let count = snapshot.count_at_or_below(bound).min(snapshot.count);
                 let _ = writeln!(out, "{name}_bucket{} {count}", label_set(labels, Some(&le)));
             }
@@ -123,6 +182,12 @@ fn float(value: f64) -> String {
     }
 }
 
+/// A float with a decimal point or an exponent, as OpenMetrics wants for `le`.
+fn canonical_float(value: f64) -> String {
+    let text = float(value);
+    if text.contains(['.', 'e', 'E', 'I', 'N']) { text } else { format!("{text}.0") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +199,12 @@ mod tests {
         assert_eq!(float(f64::INFINITY), "+Inf");
         assert_eq!(float(0.25), "0.25");
         assert_eq!(float(1.0), "1");
+        assert_eq!(canonical_float(1.0), "1.0");
+        assert_eq!(canonical_float(0.25), "0.25");
+        assert_eq!(
+            Format::from_accept("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::from_accept("text/plain"), Format::Prometheus);
     }
 }

@@ -27,19 +27,31 @@
 //! [`Collector::time_future`]) time units of work on the collector's clock and count their outcomes;
 //! [`Collector::transaction_stats`] summarises them.
 //!
+//! [`Collector::render`] writes OpenMetrics 1.0 or Prometheus 0.0.4 ([`Format::from_accept`] picks
+//! the one a scraper asks for); with the `http` feature, `Collector::serve` answers `/metrics`.
+//!
+//! ## Feature flags
+//!
+//! - `http`: `Collector::serve`, a small `/metrics` listener on a thread of its own (no async runtime).
+//!
 //! This is the crate's first slice (issue 4): SLA tracking, sliding windows, process resources,
-//! dashboards, OpenMetrics, the HTTP listener and the `metrics` recorder are still to come.
+//! dashboards and the `metrics` recorder are still to come.
 
 mod collector;
 mod error;
 mod exposition;
 mod histogram;
+#[cfg(feature = "http")]
+mod http;
 mod instruments;
 mod name;
 mod transaction;
 
 pub use collector::{Collector, CollectorBuilder, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT};
 pub use error::ApmError;
+pub use exposition::Format;
 pub use histogram::{Bucket, HistogramSnapshot, HistogramStats, RELATIVE_ERROR};
+#[cfg(feature = "http")]
+pub use http::{MetricsServer, ServeError};
 pub use instruments::{Counter, Gauge, Histogram};
 pub use transaction::{Transaction, TransactionStats, TransactionTimer};
