@@ -14,6 +14,8 @@ use crate::exposition::{self, Format};
 use crate::histogram::HistogramCell;
 use crate::instruments::{Counter, CounterCell, Gauge, GaugeCell, Histogram};
 use crate::name::{check_label, check_metric};
+use crate::sla::{SlaSubscriber, Tracked};
+use crate::window::TransactionWindows;
 
 /// Label combinations a metric may have before further ones go to its overflow series.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2_000;
@@ -82,6 +84,27 @@ pub(crate) struct Inner {
     /// included), so that a lookup hashes and compares borrowed strings and allocates nothing.
     aliases: RwLock<HashTable<Alias>>,
     alias_hasher: foldhash::fast::RandomState,
+    /// When the collector was built, on its clock: windows and events count from here.
+    pub(crate) epoch: quanta::Instant,
+    pub(crate) windows: Mutex<std::collections::HashMap<String, Arc<TransactionWindows>>>,
+    pub(crate) slas: Mutex<Vec<Tracked>>,
+    pub(crate) sla_subscribers: Mutex<Vec<SlaSubscriber>>,
+    /// Wakes the flush thread when the collector goes.
+    flusher: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(thread) = lock(&self.flusher).take() {
+            thread.unpark();
+        }
+    }
+}
+
+/// Locks a mutex, going on past poisoning: every change under these locks is a single insertion or
+/// assignment, so a panic elsewhere leaves the state consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One spelling of a series' name and labels, pointing at its storage.
@@ -125,9 +148,18 @@ pub struct CollectorBuilder {
     clock: Option<Clock>,
     cardinality_limit: usize,
     buckets: Vec<f64>,
+    flush_interval: Option<std::time::Duration>,
 }
 
 impl CollectorBuilder {
+    /// Runs a flush thread that evaluates the SLA objectives every `interval` (by the system's time),
+    /// so breach and recovery events arrive without any call; the thread ends with the collector. A
+    /// zero interval means no thread.
+    pub fn flush_interval(mut self, interval: std::time::Duration) -> Self {
+        self.flush_interval = Some(interval);
+        self
+    }
+
     /// The clock that timings and windows use; `quanta::Clock::mock()` in tests.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
@@ -154,17 +186,27 @@ impl CollectorBuilder {
         self.buckets.retain(|bound| bound.is_finite());
         self.buckets.sort_by(f64::total_cmp);
         self.buckets.dedup();
-        Collector {
+        let clock = self.clock.unwrap_or_default();
+        let collector = Collector {
             inner: Arc::new(Inner {
                 service: self.service,
-                clock: self.clock.unwrap_or_default(),
+                epoch: clock.now(),
+                clock,
                 cardinality_limit: self.cardinality_limit,
                 buckets: self.buckets,
                 families: Mutex::new(BTreeMap::new()),
                 aliases: RwLock::new(HashTable::new()),
                 alias_hasher: foldhash::fast::RandomState::default(),
+                windows: Mutex::default(),
+                slas: Mutex::default(),
+                sla_subscribers: Mutex::default(),
+                flusher: Mutex::new(None),
             }),
+        };
+        if let Some(interval) = self.flush_interval.filter(|interval| !interval.is_zero()) {
+            collector.spawn_flusher(interval);
         }
+        collector
     }
 }
 
@@ -176,6 +218,45 @@ impl Collector {
             clock: None,
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             buckets: DEFAULT_BUCKETS.to_vec(),
+            flush_interval: None,
+        }
+    }
+
+    /// Time since the collector was built, on its clock.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.inner.clock.now().duration_since(self.inner.epoch)
+    }
+
+    pub(crate) fn slas(&self) -> MutexGuard<'_, Vec<Tracked>> {
+        lock(&self.inner.slas)
+    }
+
+    pub(crate) fn sla_subscribers(&self) -> MutexGuard<'_, Vec<SlaSubscriber>> {
+        lock(&self.inner.sla_subscribers)
+    }
+
+    /// The windows of a transaction name, created on first use.
+    pub(crate) fn windows_for(&self, transaction: &str) -> Arc<TransactionWindows> {
+        Arc::clone(lock(&self.inner.windows).entry(transaction.to_owned()).or_default())
+    }
+
+    /// The windows of a transaction name that has been used.
+    pub(crate) fn transaction_windows(&self, transaction: &str) -> Option<Arc<TransactionWindows>> {
+        lock(&self.inner.windows).get(transaction).cloned()
+    }
+
+    fn spawn_flusher(&self, interval: std::time::Duration) {
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new().name("infra-apm-flush".into()).spawn(move || {
+            loop {
+                std::thread::park_timeout(interval);
+                let Some(inner) = weak.upgrade() else { break };
+                Collector { inner }.evaluate_slas();
+            }
+        });
+        // Without the thread (the system refused one), evaluate_slas still works when called.
+        if let Ok(handle) = spawned {
+            *lock(&self.inner.flusher) = Some(handle.thread().clone());
         }
     }
 
@@ -308,8 +389,7 @@ impl Collector {
     }
 
     pub(crate) fn families(&self) -> MutexGuard<'_, BTreeMap<String, Family>> {
-        // Every change to the registry is a single insertion: a panic elsewhere leaves it consistent.
-        self.inner.families.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.families)
     }
 
     /// Finds or registers a series and hands it out through `handle`.

@@ -60,4 +60,7 @@ pub enum ApmError {
         /// The value given.
         value: f64,
     },
+    /// An objective that cannot be met or judged.
+    #[error("invalid objective: {0}")]
+    InvalidObjective(String),
 }

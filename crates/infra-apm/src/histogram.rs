@@ -122,6 +122,20 @@ impl HistogramCell {
         bound_f64(&self.max, value, |new, old| new > old);
     }
 
+    /// Empties the histogram (its octaves stay allocated). Records racing with a reset may land on
+    /// either side of it.
+    pub(crate) fn reset(&self) {
+        for counts in self.octaves.iter().filter_map(OnceLock::get) {
+            counts.iter().for_each(|count| count.store(0, Ordering::Relaxed));
+        }
+        for cell in [&self.zero, &self.overflow, &self.rejected] {
+            cell.store(0, Ordering::Relaxed);
+        }
+        self.sums.iter().for_each(|sum| sum.store(0f64.to_bits(), Ordering::Relaxed));
+        self.min.store(f64::INFINITY.to_bits(), Ordering::Relaxed);
+        self.max.store(f64::NEG_INFINITY.to_bits(), Ordering::Relaxed);
+    }
+
     /// A consistent-enough copy (each counter is read once; concurrent records may land on either side).
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         let mut buckets = Vec::new();

@@ -34,8 +34,12 @@
 //!
 //! - `http`: `Collector::serve`, a small `/metrics` listener on a thread of its own (no async runtime).
 //!
-//! This is the crate's first slice (issue 4): SLA tracking, sliding windows, process resources,
-//! dashboards and the `metrics` recorder are still to come.
+//! Each transaction name keeps its last one and five minutes; SLA objectives over them
+//! ([`Collector::set_sla`]) send one [`SlaEvent`] when a breach starts and one when it ends
+//! ([`Collector::on_sla_event`]).
+//!
+//! This is the crate's first slice (issue 4): process resources, dashboards and the `metrics` recorder
+//! are still to come.
 
 mod collector;
 mod error;
@@ -45,7 +49,9 @@ mod histogram;
 mod http;
 mod instruments;
 mod name;
+mod sla;
 mod transaction;
+mod window;
 
 pub use collector::{Collector, CollectorBuilder, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT};
 pub use error::ApmError;
@@ -54,4 +60,5 @@ pub use histogram::{Bucket, HistogramSnapshot, HistogramStats, RELATIVE_ERROR};
 #[cfg(feature = "http")]
 pub use http::{MetricsServer, ServeError};
 pub use instruments::{Counter, Gauge, Histogram};
+pub use sla::{Objective, Sla, SlaEvent, SlaEventKind, SlaStatus, SlaWindow};
 pub use transaction::{Transaction, TransactionStats, TransactionTimer};

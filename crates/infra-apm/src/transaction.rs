@@ -11,10 +11,14 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::collector::Collector;
 use crate::error::ApmError;
 use crate::histogram::HistogramStats;
 use crate::instruments::{Counter, Histogram};
+use crate::sla::SlaWindow;
+use crate::window::TransactionWindows;
 
 const DURATION: &str = "transaction_duration_seconds";
 const OUTCOMES: &str = "transactions_total";
@@ -25,12 +29,19 @@ struct Instruments {
     duration: Histogram,
     ok: Counter,
     errors: Counter,
+    windows: Arc<TransactionWindows>,
+    epoch: quanta::Instant,
 }
 
 impl Instruments {
-    fn record(&self, took: Duration, ok: bool) {
+    fn record(&self, took: Duration, ok: bool, now: quanta::Instant) {
         self.duration.record_duration(took);
-        if ok { self.ok.inc() } else { self.errors.inc() }
+        if ok {
+            self.ok.inc()
+        } else {
+            self.errors.inc()
+        }
+        self.windows.record(now.duration_since(self.epoch), took.as_secs_f64(), ok);
     }
 }
 
@@ -57,10 +68,11 @@ impl TransactionTimer {
     }
 
     fn record(&mut self) -> Duration {
-        let took = self.clock.now().duration_since(self.started);
+        let now = self.clock.now();
+        let took = now.duration_since(self.started);
         if !self.recorded {
             self.recorded = true;
-            self.instruments.record(took, !self.failed && !std::thread::panicking());
+            self.instruments.record(took, !self.failed && !std::thread::panicking(), now);
         }
         took
     }
@@ -92,13 +104,14 @@ impl Transaction {
         }
     }
 
-    /// Records a transaction timed elsewhere.
+    /// Records a transaction timed elsewhere, ending now.
     pub fn record(&self, took: Duration, ok: bool) {
-        self.instruments.record(took, ok);
+        self.instruments.record(took, ok, self.clock.now());
     }
 }
 
-/// The seed's `get_transaction_stats` for one transaction name.
+/// The seed's `get_transaction_stats` for one transaction name: totals since start, and the last one
+/// and five minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct TransactionStats {
     /// Transactions finished.
@@ -107,8 +120,18 @@ pub struct TransactionStats {
     pub errors: u64,
     /// Errors over count, 0..=1 (0 before the first).
     pub error_rate: f64,
-    /// Their durations, in seconds.
+    /// Their durations, in seconds, since start.
     pub latency: HistogramStats,
+    /// Transactions per second over the last minute (over the time since start, if shorter).
+    pub rate_1m: f64,
+    /// Transactions per second over the last five minutes (likewise).
+    pub rate_5m: f64,
+    /// Errors over count in the last minute.
+    pub error_rate_1m: f64,
+    /// Durations over the last minute.
+    pub latency_1m: HistogramStats,
+    /// Durations over the last five minutes.
+    pub latency_5m: HistogramStats,
 }
 
 impl Collector {
@@ -118,6 +141,8 @@ impl Collector {
             duration: self.histogram(DURATION, "How long transactions took.", &[("transaction", name)])?,
             ok: self.counter(OUTCOMES, "Transactions finished, by outcome.", &labels("ok"))?,
             errors: self.counter(OUTCOMES, "Transactions finished, by outcome.", &labels("error"))?,
+            windows: self.windows_for(name),
+            epoch: self.inner.epoch,
         })
     }
 
@@ -133,7 +158,7 @@ impl Collector {
 
     /// Records a transaction timed elsewhere (the seed's `record_transaction_time`).
     pub fn record_transaction(&self, name: &str, took: Duration, ok: bool) -> Result<(), ApmError> {
-        self.transaction_instruments(name)?.record(took, ok);
+        self.transaction_instruments(name)?.record(took, ok, self.clock().now());
         Ok(())
     }
 
@@ -174,11 +199,23 @@ impl Collector {
         let instruments = self.existing_transaction(name)?;
         let (ok, errors) = (instruments.ok.value(), instruments.errors.value());
         let count = ok + errors;
+        let elapsed = self.elapsed();
+        let (minute, minute_errors) = instruments.windows.views(SlaWindow::OneMinute, elapsed);
+        let (five, _) = instruments.windows.views(SlaWindow::FiveMinutes, elapsed);
+        let per_second = |count: u64, span: Duration| {
+            let seconds = span.min(elapsed).as_secs_f64();
+            if seconds > 0.0 { count as f64 / seconds } else { 0.0 }
+        };
         Some(TransactionStats {
             count,
             errors,
             error_rate: if count == 0 { 0.0 } else { errors as f64 / count as f64 },
             latency: instruments.duration.snapshot().stats(),
+            rate_1m: per_second(minute.count, SlaWindow::OneMinute.span().length()),
+            rate_5m: per_second(five.count, SlaWindow::FiveMinutes.span().length()),
+            error_rate_1m: if minute.count == 0 { 0.0 } else { minute_errors.count as f64 / minute.count as f64 },
+            latency_1m: minute.stats(),
+            latency_5m: five.stats(),
         })
     }
 

@@ -1,0 +1,130 @@
+//! Sliding windows and SLA episodes, driven by a mock clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use infra_apm::{ApmError, Collector, Objective, SlaEvent, SlaEventKind, SlaWindow};
+use quanta::Clock;
+
+fn collector() -> (Collector, Arc<quanta::Mock>, Arc<Mutex<Vec<SlaEvent>>>) {
+    let (clock, mock) = Clock::mock();
+    let collector = Collector::builder("svc").clock(clock).build();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    collector.on_sla_event(move |event| sink.lock().unwrap().push(event.clone()));
+    (collector, mock, events)
+}
+
+#[test]
+fn one_breach_event_per_episode_and_a_recovery() {
+    let (collector, mock, events) = collector();
+    collector
+        .set_sla(
+            "place_order",
+            Objective::Latency { quantile: 0.99, threshold: Duration::from_millis(5) },
+            SlaWindow::OneMinute,
+        )
+        .unwrap();
+    let orders = collector.transaction("place_order").unwrap();
+    let second = Duration::from_secs(1);
+
+    // 30 s of fast orders: compliant, no event.
+    for _ in 0..30 {
+        mock.increment(second);
+        orders.record(Duration::from_millis(1), true);
+    }
+    assert!(!collector.evaluate_slas()[0].breached);
+    // Then slow ones: the p99 crosses 5 ms: one breach, however many evaluations see it.
+    for _ in 0..10 {
+        mock.increment(second);
+        orders.record(Duration::from_millis(20), true);
+        collector.evaluate_slas();
+    }
+    let status = &collector.evaluate_slas()[0];
+    assert!(status.breached);
+    assert!(status.compliance_percent < 100.0 && status.compliance_percent > 50.0, "{status:?}");
+    assert_eq!(events.lock().unwrap().len(), 1);
+    assert_eq!(events.lock().unwrap()[0].kind, SlaEventKind::Breach);
+    // Fast again for over a minute: the slow ones leave the window: one recovery.
+    for _ in 0..80 {
+        mock.increment(second);
+        orders.record(Duration::from_millis(1), true);
+        collector.evaluate_slas();
+    }
+    let events = events.lock().unwrap();
+    assert_eq!(
+        events.iter().map(|event| event.kind).collect::<Vec<_>>(),
+        [SlaEventKind::Breach, SlaEventKind::Recovery]
+    );
+    assert_eq!(events[1].compliance_percent, 100.0);
+}
+
+#[test]
+fn error_rate_objectives_and_windowed_stats() {
+    let (collector, mock, events) = collector();
+    collector.set_sla("fetch", Objective::ErrorRate { max: 0.1 }, SlaWindow::FiveMinutes).unwrap();
+    let fetch = collector.transaction("fetch").unwrap();
+    for i in 0..120 {
+        mock.increment(Duration::from_millis(500));
+        fetch.record(Duration::from_millis(2), i % 5 != 0);
+    }
+    let status = &collector.evaluate_slas()[0];
+    assert!(status.breached, "{status:?}");
+    assert!((status.observed - 0.2).abs() < 1e-9);
+    assert_eq!(events.lock().unwrap().len(), 1);
+
+    let stats = collector.transaction_stats("fetch").unwrap();
+    assert_eq!((stats.count, stats.errors), (120, 24));
+    // 120 transactions in 60 s: 2 per second, over both windows.
+    assert!((stats.rate_1m - 2.0).abs() < 0.35, "{stats:?}");
+    assert!((stats.rate_5m - 2.0).abs() < 1e-9, "{stats:?}");
+    assert!((stats.error_rate_1m - 0.2).abs() < 0.05);
+    // Ten minutes later the windows are empty and the totals remain.
+    mock.increment(Duration::from_secs(600));
+    let stats = collector.transaction_stats("fetch").unwrap();
+    assert_eq!((stats.count, stats.latency_1m.count, stats.latency_5m.count), (120, 0, 0));
+    assert_eq!(stats.rate_1m, 0.0);
+    assert!(!collector.evaluate_slas()[0].breached, "an empty window is compliant");
+}
+
+#[test]
+fn objectives_are_checked() {
+    let (collector, _, _) = collector();
+    let bad = collector.set_sla("x", Objective::ErrorRate { max: 5.0 }, SlaWindow::OneMinute);
+    assert!(matches!(bad, Err(ApmError::InvalidObjective(ref message)) if message.contains("0.01")));
+    let bad = collector.set_sla(
+        "x",
+        Objective::Latency { quantile: 99.0, threshold: Duration::from_millis(1) },
+        SlaWindow::OneMinute,
+    );
+    assert!(bad.is_err());
+    collector.set_sla_threshold("x", Duration::from_millis(3)).unwrap();
+    collector.set_sla_threshold("x", Duration::from_millis(4)).unwrap();
+    let statuses = collector.evaluate_slas();
+    assert_eq!(statuses.len(), 1, "the same objective is replaced, not added");
+    assert_eq!(statuses[0].sla.objective, Objective::Latency { quantile: 0.95, threshold: Duration::from_millis(4) });
+}
+
+#[test]
+fn a_flush_thread_evaluates_without_calls_and_ends_with_the_collector() {
+    let (clock, mock) = Clock::mock();
+    let collector = Collector::builder("svc").clock(clock).flush_interval(Duration::from_millis(5)).build();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    collector.on_sla_event(move |event| sink.lock().unwrap().push(event.kind));
+    collector.set_sla("job", Objective::ErrorRate { max: 0.0 }, SlaWindow::OneMinute).unwrap();
+    mock.increment(Duration::from_secs(1));
+    collector.record_transaction("job", Duration::from_millis(1), false).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while events.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no breach event from the flush thread");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(collector);
+    // The subscriber held the only other reference to `events`: once the collector is gone, so is it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&events) > 1 {
+        assert!(std::time::Instant::now() < deadline, "the flush thread kept the collector alive");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
