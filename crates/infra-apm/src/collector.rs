@@ -9,11 +9,13 @@ use hashbrown::HashTable;
 
 use quanta::Clock;
 
+use crate::dashboard::{DEFAULT_HISTORY, History};
 use crate::error::ApmError;
 use crate::exposition::{self, Format};
 use crate::histogram::HistogramCell;
 use crate::instruments::{Counter, CounterCell, Gauge, GaugeCell, Histogram};
 use crate::name::{check_label, check_metric};
+use crate::process::CpuMark;
 use crate::sla::{SlaSubscriber, Tracked};
 use crate::window::TransactionWindows;
 
@@ -91,6 +93,10 @@ pub(crate) struct Inner {
     pub(crate) sla_subscribers: Mutex<Vec<SlaSubscriber>>,
     /// Wakes the flush thread when the collector goes.
     flusher: Mutex<Option<std::thread::Thread>>,
+    /// The previous CPU reading, for the CPU percentage.
+    pub(crate) cpu_mark: Mutex<Option<CpuMark>>,
+    pub(crate) history: Mutex<History>,
+    pub(crate) history_capacity: usize,
 }
 
 impl Drop for Inner {
@@ -149,12 +155,19 @@ pub struct CollectorBuilder {
     cardinality_limit: usize,
     buckets: Vec<f64>,
     flush_interval: Option<std::time::Duration>,
+    history: usize,
 }
 
 impl CollectorBuilder {
-    /// Runs a flush thread that evaluates the SLA objectives every `interval` (by the system's time),
-    /// so breach and recovery events arrive without any call; the thread ends with the collector. A
-    /// zero interval means no thread.
+    /// How many past dashboard snapshots to keep (default [`DEFAULT_HISTORY`]; 0 keeps none).
+    pub fn history(mut self, snapshots: usize) -> Self {
+        self.history = snapshots;
+        self
+    }
+
+    /// Runs a flush thread that every `interval` (by the system's time) evaluates the SLA objectives,
+    /// so breach and recovery events arrive without any call, samples the process's resources into
+    /// gauges, and keeps a dashboard snapshot in the history; the thread ends with the collector. A zero interval means no thread.
     pub fn flush_interval(mut self, interval: std::time::Duration) -> Self {
         self.flush_interval = Some(interval);
         self
@@ -201,6 +214,9 @@ impl CollectorBuilder {
                 slas: Mutex::default(),
                 sla_subscribers: Mutex::default(),
                 flusher: Mutex::new(None),
+                cpu_mark: Mutex::new(None),
+                history: Mutex::default(),
+                history_capacity: self.history,
             }),
         };
         if let Some(interval) = self.flush_interval.filter(|interval| !interval.is_zero()) {
@@ -219,6 +235,7 @@ impl Collector {
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             buckets: DEFAULT_BUCKETS.to_vec(),
             flush_interval: None,
+            history: DEFAULT_HISTORY,
         }
     }
 
@@ -251,7 +268,11 @@ impl Collector {
             loop {
                 std::thread::park_timeout(interval);
                 let Some(inner) = weak.upgrade() else { break };
-                Collector { inner }.evaluate_slas();
+                let collector = Collector { inner };
+                collector.evaluate_slas();
+                // Where /proc is missing the gauges simply stay unset.
+                let _ = collector.sample_process();
+                collector.record_dashboard();
             }
         });
         // Without the thread (the system refused one), evaluate_slas still works when called.

@@ -63,4 +63,7 @@ pub enum ApmError {
     /// An objective that cannot be met or judged.
     #[error("invalid objective: {0}")]
     InvalidObjective(String),
+    /// A resource reading failed (a /proc file missing or unreadable).
+    #[error("reading process resources: {0}")]
+    Resource(String),
 }

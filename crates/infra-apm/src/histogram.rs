@@ -202,7 +202,7 @@ pub struct HistogramSnapshot {
 }
 
 /// The seed's `get_histogram_stats`: a summary of a histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct HistogramStats {
     /// Values recorded.
     pub count: u64,

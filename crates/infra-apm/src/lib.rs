@@ -38,10 +38,14 @@
 //! ([`Collector::set_sla`]) send one [`SlaEvent`] when a breach starts and one when it ends
 //! ([`Collector::on_sla_event`]).
 //!
-//! This is the crate's first slice (issue 4): process resources, dashboards and the `metrics` recorder
-//! are still to come.
+//! [`Collector::sample_process`] keeps CPU, memory, threads and descriptors in gauges;
+//! [`Collector::dashboard`] is a serde-serializable snapshot of everything, and
+//! [`Collector::history`] a bounded ring of past ones.
+//!
+//! This is the crate's first slice (issue 4): the `metrics` recorder is still to come.
 
 mod collector;
+mod dashboard;
 mod error;
 mod exposition;
 mod histogram;
@@ -49,16 +53,19 @@ mod histogram;
 mod http;
 mod instruments;
 mod name;
+mod process;
 mod sla;
 mod transaction;
 mod window;
 
 pub use collector::{Collector, CollectorBuilder, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT};
+pub use dashboard::{DEFAULT_HISTORY, Dashboard, SeriesValue, SlaSummary};
 pub use error::ApmError;
 pub use exposition::Format;
 pub use histogram::{Bucket, HistogramSnapshot, HistogramStats, RELATIVE_ERROR};
 #[cfg(feature = "http")]
 pub use http::{MetricsServer, ServeError};
 pub use instruments::{Counter, Gauge, Histogram};
+pub use process::ProcessSample;
 pub use sla::{Objective, Sla, SlaEvent, SlaEventKind, SlaStatus, SlaWindow};
 pub use transaction::{Transaction, TransactionStats, TransactionTimer};

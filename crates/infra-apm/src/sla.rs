@@ -16,7 +16,7 @@ use crate::error::ApmError;
 use crate::window::Span;
 
 /// What an objective asks of a transaction.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub enum Objective {
     /// The `quantile` (0..=1) of latency stays at or under `threshold`.
     Latency {
@@ -33,7 +33,7 @@ pub enum Objective {
 }
 
 /// The window an objective is judged over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum SlaWindow {
     /// The last minute (in 10-second steps).
     OneMinute,
@@ -51,7 +51,7 @@ impl SlaWindow {
 }
 
 /// An objective as registered.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Sla {
     /// The objective.
     pub objective: Objective,
@@ -86,7 +86,7 @@ pub struct SlaEvent {
 }
 
 /// One objective's state after an evaluation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SlaStatus {
     /// The transaction name.
     pub transaction: String,

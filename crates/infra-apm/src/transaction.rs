@@ -112,7 +112,7 @@ impl Transaction {
 
 /// The seed's `get_transaction_stats` for one transaction name: totals since start, and the last one
 /// and five minutes.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct TransactionStats {
     /// Transactions finished.
     pub count: u64,

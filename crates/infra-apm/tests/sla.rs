@@ -128,3 +128,49 @@ fn a_flush_thread_evaluates_without_calls_and_ends_with_the_collector() {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+#[test]
+fn process_resources_become_gauges() {
+    let (clock, mock) = Clock::mock();
+    let collector = Collector::builder("svc").clock(clock).build();
+    let first = collector.sample_process().unwrap();
+    assert_eq!(first.cpu_percent, 0.0, "no previous sample to compare with");
+    assert!(first.resident_bytes > 1024 * 1024 && first.threads >= 1 && first.open_fds >= 3, "{first:?}");
+    // Burn some CPU, then let the mock clock say 10 s went by.
+    let started = std::time::Instant::now();
+    let mut spin = 0u64;
+    while started.elapsed() < Duration::from_millis(100) {
+        spin = spin.wrapping_add(std::hint::black_box(1));
+    }
+    mock.increment(Duration::from_secs(10));
+    let second = collector.sample_process().unwrap();
+    assert!(second.cpu_percent >= 0.0 && second.cpu_percent < 100.0, "{second:?} ({spin})");
+    let text = collector.render_prometheus();
+    for gauge in ["process_cpu_percent", "process_resident_memory_bytes", "process_threads", "process_open_fds"] {
+        assert!(text.contains(&format!("\n{gauge} ")), "{gauge} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn dashboards_serialize_and_the_history_is_bounded() {
+    let (clock, mock) = Clock::mock();
+    let collector = Collector::builder("desk").clock(clock).history(3).build();
+    collector.increment_counter("orders", 2, &[("venue", "XLON")]).unwrap();
+    collector.set_gauge("open_orders", 5.0, &[]).unwrap();
+    collector.record_histogram("fill_size", 100.0, &[]).unwrap();
+    collector.record_transaction("place_order", Duration::from_millis(3), true).unwrap();
+    collector.set_sla_threshold("place_order", Duration::from_millis(10)).unwrap();
+    for _ in 0..5 {
+        mock.increment(Duration::from_secs(1));
+        collector.record_dashboard();
+    }
+    let history = collector.history();
+    assert_eq!(history.len(), 3, "the ring keeps the last three");
+    assert_eq!(history[0].at_seconds, 3.0);
+    let dashboard = collector.dashboard();
+    assert_eq!(dashboard.counters.iter().find(|series| series.name == "orders").map(|series| series.value), Some(2));
+    assert_eq!(dashboard.transactions[0].0, "place_order");
+    assert_eq!(dashboard.slas.len(), 1);
+    let json = serde_json::to_string(&dashboard).unwrap();
+    assert!(json.contains("\"service\":\"desk\"") && json.contains("\"open_orders\""), "{json}");
+}
