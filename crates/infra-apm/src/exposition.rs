@@ -68,10 +68,11 @@ pub(crate) fn render(families: &BTreeMap<String, Family>, buckets: &[f64], forma
             let _ = writeln!(out, "# HELP {family_name} {}", escape_help(&family.help));
         }
         let _ = writeln!(out, "# TYPE {family_name} {}", family.kind.name());
-        let overflow = family.overflow.as_ref().map(|cell| (vec![("overflow".to_owned(), "true".to_owned())], cell));
+        let overflow_labels = [("overflow".to_owned(), "true".to_owned())];
+        let overflow = family.overflow.as_ref().map(|cell| (&overflow_labels[..], cell));
         let mut rejected = 0;
-        for (labels, cell) in family.series.iter().map(|(labels, cell)| (labels.clone(), cell)).chain(overflow) {
-            rejected += series(&mut out, &exposed, &labels, cell, buckets, format);
+        for (labels, cell) in family.series.iter().map(|(labels, cell)| (&labels[..], cell)).chain(overflow) {
+            rejected += series(&mut out, &exposed, labels, cell, buckets, format);
         }
         if rejected > 0 {
             rejected_observations.push((name, rejected));
@@ -122,11 +123,13 @@ fn series(
 ) -> u64 {
     match cell {
         Cell::Counter(counter) => {
-            let _ = writeln!(out, "{name}{} {}", label_set(labels, None), counter.value());
+            sample(out, name, "", labels, None);
+            let _ = writeln!(out, " {}", counter.value());
             0
         }
         Cell::Gauge(gauge) => {
-            let _ = writeln!(out, "{name}{} {}", label_set(labels, None), float(gauge.value()));
+            sample(out, name, "", labels, None);
+            let _ = writeln!(out, " {}", float(gauge.value()));
             gauge.rejected.load(Ordering::Relaxed)
         }
         Cell::Histogram(histogram) => {
@@ -138,31 +141,69 @@ fn series(
                     Format::Prometheus => float(bound),
                 };
                 let count = snapshot.count_at_or_below(bound).min(snapshot.count);
-                let _ = writeln!(out, "{name}_bucket{} {count}", label_set(labels, Some(&le)));
+                sample(out, name, "_bucket", labels, Some(&le));
+                let _ = writeln!(out, " {count}");
             }
-            let _ = writeln!(out, "{name}_bucket{} {}", label_set(labels, Some("+Inf")), snapshot.count);
-            let _ = writeln!(out, "{name}_sum{} {}", label_set(labels, None), float(snapshot.sum));
-            let _ = writeln!(out, "{name}_count{} {}", label_set(labels, None), snapshot.count);
+            sample(out, name, "_bucket", labels, Some("+Inf"));
+            let _ = writeln!(out, " {}", snapshot.count);
+            sample(out, name, "_sum", labels, None);
+            let _ = writeln!(out, " {}", float(snapshot.sum));
+            sample(out, name, "_count", labels, None);
+            let _ = writeln!(out, " {}", snapshot.count);
             snapshot.rejected
         }
     }
 }
 
-/// `{a="x",b="y"}` (or nothing without labels), with `le` last when given.
-fn label_set(labels: &[(String, String)], le: Option<&str>) -> String {
+/// Writes a sample's name and label set, `name_suffix{a="x",b="y",le=".."}` (no braces without labels),
+/// straight into the output: rendering allocates nothing per series.
+fn sample(out: &mut String, name: &str, suffix: &str, labels: &[(String, String)], le: Option<&str>) {
+    out.push_str(name);
+    out.push_str(suffix);
     if labels.is_empty() && le.is_none() {
-        return String::new();
+        return;
     }
-    let mut pairs: Vec<String> =
-        labels.iter().map(|(label, value)| format!("{label}=\"{}\"", escape_label_value(value))).collect();
+    out.push('{');
+    for (index, (label, value)) in labels.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str(label);
+        out.push_str("=\"");
+        push_escaped(out, value);
+        out.push('"');
+    }
     if let Some(le) = le {
-        pairs.push(format!("le=\"{le}\""));
+        if !labels.is_empty() {
+            out.push(',');
+        }
+        out.push_str("le=\"");
+        out.push_str(le);
+        out.push('"');
     }
-    format!("{{{}}}", pairs.join(","))
+    out.push('}');
+}
+
+/// Appends a label value with backslash, double quote and newline escaped.
+fn push_escaped(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 fn escape_label_value(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    let mut out = String::with_capacity(value.len());
+    push_escaped(&mut out, value);
+    out
 }
 
 fn escape_help(help: &str) -> String {
