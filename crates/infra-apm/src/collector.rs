@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) cpu_mark: Mutex<Option<CpuMark>>,
     pub(crate) history: Mutex<History>,
     pub(crate) history_capacity: usize,
+    /// Help texts given before their metric was registered.
+    descriptions: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Drop for Inner {
@@ -217,6 +219,7 @@ impl CollectorBuilder {
                 cpu_mark: Mutex::new(None),
                 history: Mutex::default(),
                 history_capacity: self.history,
+                descriptions: Mutex::default(),
             }),
         };
         if let Some(interval) = self.flush_interval.filter(|interval| !interval.is_zero()) {
@@ -236,6 +239,18 @@ impl Collector {
             buckets: DEFAULT_BUCKETS.to_vec(),
             flush_interval: None,
             history: DEFAULT_HISTORY,
+        }
+    }
+
+    /// Sets the help text of a metric that has none, now or when it is registered.
+    pub fn describe(&self, name: &str, help: &str) {
+        let mut families = self.families();
+        match families.get_mut(name) {
+            Some(family) if family.help.is_empty() => family.help = help.to_owned(),
+            Some(_) => {}
+            None => {
+                lock(&self.inner.descriptions).insert(name.to_owned(), help.to_owned());
+            }
         }
     }
 
@@ -437,7 +452,11 @@ impl Collector {
         let mut families = self.families();
         let family = families.entry(name.to_owned()).or_insert_with(|| Family {
             kind,
-            help: help.to_owned(),
+            help: if help.is_empty() {
+                lock(&self.inner.descriptions).remove(name).unwrap_or_default()
+            } else {
+                help.to_owned()
+            },
             series: BTreeMap::new(),
             overflow: None,
             rejected_label_sets: 0,

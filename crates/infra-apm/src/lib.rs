@@ -33,6 +33,8 @@
 //! ## Feature flags
 //!
 //! - `http`: `Collector::serve`, a small `/metrics` listener on a thread of its own (no async runtime).
+//! - `metrics`: `ApmRecorder`, a `metrics::Recorder`, so code instrumented with the `metrics` crate's
+//!   macros reports into the collector.
 //!
 //! Each transaction name keeps its last one and five minutes; SLA objectives over them
 //! ([`Collector::set_sla`]) send one [`SlaEvent`] when a breach starts and one when it ends
@@ -42,7 +44,7 @@
 //! [`Collector::dashboard`] is a serde-serializable snapshot of everything, and
 //! [`Collector::history`] a bounded ring of past ones.
 //!
-//! This is the crate's first slice (issue 4): the `metrics` recorder is still to come.
+//! This is the crate's first slice of issue 4; see `docs/apm.md` for what is still to come.
 
 mod collector;
 mod dashboard;
@@ -54,6 +56,8 @@ mod http;
 mod instruments;
 mod name;
 mod process;
+#[cfg(feature = "metrics")]
+mod recorder;
 mod sla;
 mod transaction;
 mod window;
@@ -67,5 +71,7 @@ pub use histogram::{Bucket, HistogramSnapshot, HistogramStats, RELATIVE_ERROR};
 pub use http::{MetricsServer, ServeError};
 pub use instruments::{Counter, Gauge, Histogram};
 pub use process::ProcessSample;
+#[cfg(feature = "metrics")]
+pub use recorder::ApmRecorder;
 pub use sla::{Objective, Sla, SlaEvent, SlaEventKind, SlaStatus, SlaWindow};
 pub use transaction::{Transaction, TransactionStats, TransactionTimer};
