@@ -45,6 +45,8 @@ const BINARIES: &[Binary] = &[
 const EXTRA_BIN_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"];
 
 const STATE_FILE: &str = "services.env";
+/// The Python `prometheus_client` the interop tier parses OpenMetrics with.
+const PROMETHEUS_CLIENT_VERSION: &str = "0.21.1";
 /// The Unleash server the interop tests run against: the last line that supports the Node.js 18 and 20
 /// that Debian and this machine ship.
 const UNLEASH_PACKAGE: &str = "unleash-server@6.4.1";
@@ -193,7 +195,45 @@ fn start_shared(found: &BTreeMap<Service, PathBuf>, running: &mut RunningService
 
     let unleash_addr = start_unleash(postgres_addr, &base, running)?;
     running.env.insert(Service::Unleash.env_var().into(), format!("http://{unleash_addr}"));
+
+    let python_peers = install_python_peers()?;
+    running.env.insert(Service::PythonPrometheusClient.env_var().into(), python_peers.display().to_string());
     Ok(())
+}
+
+/// Installs the Python peer clients tests drive (today `prometheus_client`, whose OpenMetrics parser
+/// checks infra-apm's output) from PyPI into a folder under target/ (once), never globally.
+fn install_python_peers() -> Result<PathBuf> {
+    let python = find_binary(&["python3"]).context("python3 is missing")?;
+    let folder = crate::target_dir().join("xtask").join("python");
+    let marker = folder.join(format!("prometheus_client-{PROMETHEUS_CLIENT_VERSION}.dist-info"));
+    if !marker.exists() {
+        println!(
+            "services: installing prometheus_client {PROMETHEUS_CLIENT_VERSION} from PyPI into {}",
+            folder.display()
+        );
+        let output = Command::new(python)
+            // A Debian-managed Python refuses pip installs unless told; this one goes under target/.
+            .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+            ])
+            .arg(&folder)
+            .arg(format!("prometheus_client=={PROMETHEUS_CLIENT_VERSION}"))
+            .output()
+            .context("running pip")?;
+        if !output.status.success() {
+            bail!("pip install prometheus_client failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    Ok(folder)
 }
 
 /// Installs Unleash from npm under target/ (once), and starts it on the shared PostgreSQL.

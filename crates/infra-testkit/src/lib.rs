@@ -61,6 +61,9 @@ pub enum Service {
     /// A shared Unleash server (6.x, from npm); the variable holds `http://127.0.0.1:PORT`. Its tokens are
     /// [`UNLEASH_ADMIN_TOKEN`] and [`UNLEASH_CLIENT_TOKEN`].
     Unleash,
+    /// A folder holding the Python `prometheus_client` package (from PyPI, under `target/`), to put on
+    /// `PYTHONPATH`.
+    PythonPrometheusClient,
 }
 
 /// The admin API token of the harness's Unleash server (a throwaway server on loopback).
@@ -70,7 +73,7 @@ pub const UNLEASH_CLIENT_TOKEN: &str = "*:development.infra-testkit-client-token
 
 impl Service {
     /// Every service, in the order the harness prepares them.
-    pub const ALL: [Service; 11] = [
+    pub const ALL: [Service; 12] = [
         Service::Redis,
         Service::RedisServer,
         Service::Postgres,
@@ -82,6 +85,7 @@ impl Service {
         Service::Haproxy,
         Service::Rsyslogd,
         Service::Unleash,
+        Service::PythonPrometheusClient,
     ];
 
     /// The environment variable through which the harness hands this service to tests.
@@ -98,6 +102,7 @@ impl Service {
             Service::Haproxy => "INFRA_TEST_HAPROXY",
             Service::Rsyslogd => "INFRA_TEST_RSYSLOGD",
             Service::Unleash => "INFRA_TEST_UNLEASH_URL",
+            Service::PythonPrometheusClient => "INFRA_TEST_PYTHON_PROMETHEUS_CLIENT",
         }
     }
 
@@ -115,6 +120,7 @@ impl Service {
             Service::Haproxy => "the haproxy binary",
             Service::Rsyslogd => "the rsyslogd binary",
             Service::Unleash => "a running Unleash server",
+            Service::PythonPrometheusClient => "the Python prometheus_client package",
         }
     }
 }
