@@ -1,5 +1,6 @@
-//! infra-apm against the `prometheus` and `prometheus-client` crates, with the uncontended atomic add as
-//! the floor:
+//! infra-apm against the `prometheus` and `prometheus-client` crates, the `metrics` crate (recording into
+//! `metrics-exporter-prometheus`'s recorder) and the OpenTelemetry SDK (with a manual reader), with the
+//! uncontended atomic add as the floor:
 //!
 //! - `apm_counter_inc/N`: a counter handle incremented by 1 and 2 threads (wall time per increment with
 //!   all threads busy: flat from 1 to 2 means linear scaling; a shared atomic roughly doubles);
@@ -17,6 +18,10 @@ fn counter_inc(c: &mut Criterion) {
     let ours = infra_apm::Collector::builder("bench").build().counter("requests", "Requests.", &[]).unwrap();
     let theirs = prometheus::IntCounter::new("requests", "Requests.").unwrap();
     let client: prometheus_client::metrics::counter::Counter = Default::default();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let metrics_counter = metrics::with_local_recorder(&recorder, || metrics::counter!("requests"));
+    let otel = otel_meter();
+    let otel_counter = otel.u64_counter("requests").build();
     let floor = AtomicU64::new(0);
 
     let mut group = c.benchmark_group("apm_counter_inc");
@@ -33,6 +38,12 @@ fn counter_inc(c: &mut Criterion) {
                     client.inc();
                 })
             })
+        });
+        group.bench_function(BenchmarkId::new("metrics", threads), |b| {
+            b.iter_custom(|iters| run_split(threads, iters, |_| metrics_counter.increment(1)))
+        });
+        group.bench_function(BenchmarkId::new("opentelemetry", threads), |b| {
+            b.iter_custom(|iters| run_split(threads, iters, |_| otel_counter.add(1, &[])))
         });
         group.bench_function(BenchmarkId::new("atomic_floor", threads), |b| {
             b.iter_custom(|iters| {
@@ -52,6 +63,10 @@ fn histogram_record(c: &mut Criterion) {
     let client = prometheus_client::metrics::histogram::Histogram::new(
         prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16),
     );
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let metrics_histogram = metrics::with_local_recorder(&recorder, || metrics::histogram!("latency_seconds"));
+    let otel = otel_meter();
+    let otel_histogram = otel.f64_histogram("latency_seconds").build();
     let values: Vec<f64> = (0..1024).map(|i| 0.0001 * (1.0 + (i as f64 * 7.31) % 1000.0)).collect();
     let value = |i: u64| values[(i as usize) & 1023];
 
@@ -77,7 +92,29 @@ fn histogram_record(c: &mut Criterion) {
             client.observe(black_box(value(i)));
         })
     });
+    group.bench_function("metrics", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            metrics_histogram.record(black_box(value(i)));
+        })
+    });
+    group.bench_function("opentelemetry", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            otel_histogram.record(black_box(value(i)), &[]);
+        })
+    });
     group.finish();
+}
+
+/// An OpenTelemetry meter from an SDK provider with a manual reader (no exporter thread).
+fn otel_meter() -> opentelemetry::metrics::Meter {
+    use opentelemetry::metrics::MeterProvider as _;
+    let reader = opentelemetry_sdk::metrics::ManualReader::builder().build();
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().with_reader(reader).build();
+    provider.meter("bench")
 }
 
 fn by_name(c: &mut Criterion) {
@@ -90,6 +127,12 @@ fn by_name(c: &mut Criterion) {
         b.iter(|| collector.increment_counter(black_box("orders"), 1, black_box(&[("venue", "XLON")])))
     });
     group.bench_function("prometheus", |b| b.iter(|| theirs.with_label_values(black_box(&["XLON"])).inc()));
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        group.bench_function("metrics", |b| {
+            b.iter(|| metrics::counter!("orders", "venue" => black_box("XLON")).increment(1))
+        });
+    });
     group.finish();
 }
 
