@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use crate::histogram::{HistogramCell, HistogramSnapshot};
 
-/// Cells a counter spreads its adds over, by thread: two threads counting the same series usually write
-/// different cache lines, so a hot counter scales with threads instead of bouncing one line.
-const COUNTER_CELLS: usize = 4;
+/// One cell per stripe of `infra-stripe`: a thread that holds an exclusive stripe is the only writer of
+/// its cell and adds with a plain load and store; threads beyond those share the last cell and add
+/// atomically. Two threads counting one series write different cache lines, without a locked
+/// instruction.
+const COUNTER_CELLS: usize = infra_stripe::EXCLUSIVE_STRIPES + 1;
 
 #[derive(Debug, Default)]
-#[repr(align(128))]
+#[repr(align(64))]
 struct Cell(AtomicU64);
 
 #[derive(Debug, Default)]
@@ -23,7 +25,8 @@ pub(crate) struct CounterCell {
 impl CounterCell {
     #[inline]
     pub(crate) fn add(&self, by: u64) {
-        self.cells[infra_stripe::thread_index() % COUNTER_CELLS].0.fetch_add(by, Ordering::Relaxed);
+        let index = infra_stripe::thread_index();
+        infra_stripe::bump(&self.cells[index].0, by, index < infra_stripe::EXCLUSIVE_STRIPES);
     }
 
     pub(crate) fn value(&self) -> u64 {
