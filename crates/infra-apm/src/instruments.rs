@@ -34,7 +34,8 @@ impl CounterCell {
     }
 }
 
-/// A monotonic counter series. Cheap to clone; `inc` is one relaxed atomic add on a per-thread cell.
+/// A monotonic counter series. Cheap to clone; `inc` is a plain load and store on the calling thread's
+/// own cell.
 #[derive(Debug, Clone)]
 pub struct Counter(pub(crate) Arc<CounterCell>);
 

@@ -1,8 +1,8 @@
 //! Metrics for latency-sensitive services: counters, gauges and histograms with labels, updated at the
 //! price of an atomic add, exposed the way Prometheus expects.
 //!
-//! Ask the [`Collector`] for a series once and keep the handle: [`Counter::inc`] is one relaxed atomic
-//! add on a per-thread cell, [`Histogram::record`] a few (quantiles within
+//! Ask the [`Collector`] for a series once and keep the handle: [`Counter::inc`] is a plain load and
+//! store on a cell the calling thread owns alone, [`Histogram::record`] one atomic add (quantiles within
 //! [`RELATIVE_ERROR`], 0.78%, of the true value). The seed's by-name calls
 //! ([`Collector::increment_counter`], [`Collector::set_gauge`], [`Collector::record_histogram`]) look the
 //! series up each time. [`Collector::render_prometheus`] writes the text exposition format.
