@@ -74,6 +74,8 @@ pub(crate) struct Family {
     pub(crate) overflow: Option<Cell>,
     /// Label sets turned away by the cardinality limit (each time one was asked for).
     pub(crate) rejected_label_sets: u64,
+    /// The unit, exposed as OpenMetrics `# UNIT` (the name ends with `_<unit>`).
+    pub(crate) unit: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -99,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) history_capacity: usize,
     /// Help texts given before their metric was registered.
     descriptions: Mutex<std::collections::HashMap<String, String>>,
+    /// Units given before their metric was registered.
+    units: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Drop for Inner {
@@ -220,6 +224,7 @@ impl CollectorBuilder {
                 history: Mutex::default(),
                 history_capacity: self.history,
                 descriptions: Mutex::default(),
+                units: Mutex::default(),
             }),
         };
         if let Some(interval) = self.flush_interval.filter(|interval| !interval.is_zero()) {
@@ -252,6 +257,25 @@ impl Collector {
                 lock(&self.inner.descriptions).insert(name.to_owned(), help.to_owned());
             }
         }
+    }
+
+    /// Sets a metric's unit (`seconds`, `bytes`, ...), exposed as OpenMetrics `# UNIT`. OpenMetrics wants
+    /// the name to end with `_<unit>` (the counter suffix `_total` aside): `request_duration_seconds`
+    /// takes `seconds`. Anything else is an [`ApmError::InvalidUnit`].
+    pub fn set_unit(&self, name: &str, unit: &str) -> Result<(), ApmError> {
+        check_metric(name)?;
+        let valid = !unit.is_empty() && unit.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid || !name.trim_end_matches("_total").ends_with(&format!("_{unit}")) {
+            return Err(ApmError::InvalidUnit { name: name.to_owned(), unit: unit.to_owned() });
+        }
+        let mut families = self.families();
+        match families.get_mut(name) {
+            Some(family) => family.unit = Some(unit.to_owned()),
+            None => {
+                lock(&self.inner.units).insert(name.to_owned(), unit.to_owned());
+            }
+        }
+        Ok(())
     }
 
     /// Time since the collector was built, on its clock.
@@ -460,6 +484,7 @@ impl Collector {
             series: BTreeMap::new(),
             overflow: None,
             rejected_label_sets: 0,
+            unit: lock(&self.inner.units).remove(name),
         });
         if family.kind != kind {
             return Err(ApmError::KindConflict {

@@ -66,4 +66,14 @@ pub enum ApmError {
     /// A resource reading failed (a /proc file missing or unreadable).
     #[error("reading process resources: {0}")]
     Resource(String),
+    /// A unit OpenMetrics cannot expose for this name.
+    #[error(
+        "metric {name:?} cannot have unit {unit:?}: a unit is [a-zA-Z0-9_]+ and the name must end with _{unit} (for example request_duration_seconds with seconds)"
+    )]
+    InvalidUnit {
+        /// The metric.
+        name: String,
+        /// The unit given.
+        unit: String,
+    },
 }

@@ -68,6 +68,9 @@ pub(crate) fn render(families: &BTreeMap<String, Family>, buckets: &[f64], forma
             let _ = writeln!(out, "# HELP {family_name} {}", escape_help(&family.help));
         }
         let _ = writeln!(out, "# TYPE {family_name} {}", family.kind.name());
+        if let (Format::OpenMetrics, Some(unit)) = (format, &family.unit) {
+            let _ = writeln!(out, "# UNIT {family_name} {unit}");
+        }
         let overflow_labels = [("overflow".to_owned(), "true".to_owned())];
         let overflow = family.overflow.as_ref().map(|cell| (&overflow_labels[..], cell));
         let mut rejected = 0;

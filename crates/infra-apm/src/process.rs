@@ -86,6 +86,7 @@ impl Collector {
         self.gauge("process_cpu_percent", "CPU used since the previous sample, percent of one core.", &[])?
             .set(sample.cpu_percent);
         self.gauge("process_resident_memory_bytes", "Resident memory.", &[])?.set(resident_bytes as f64);
+        self.set_unit("process_resident_memory_bytes", "bytes")?;
         self.gauge("process_threads", "Threads of this process.", &[])?.set(threads as f64);
         self.gauge("process_open_fds", "Open file descriptors.", &[])?.set(open_fds as f64);
         Ok(sample)

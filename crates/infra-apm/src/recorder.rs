@@ -5,7 +5,8 @@
 //! becomes `_`, and a leading digit gets a `_` before it), so `http.requests` becomes `http_requests`.
 //! A series that cannot be registered (the name already used by another kind of instrument) gets a
 //! handle that does nothing, and the refusal is counted in `infra_apm_recorder_rejected_total{metric=..}`.
-//! `describe_*` texts become the families' help.
+//! `describe_*` texts become the families' help, and units the OpenMetrics `# UNIT` when the name ends
+//! with the unit (as OpenMetrics requires).
 
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 
@@ -67,17 +68,41 @@ impl ApmRecorder {
     }
 }
 
+impl ApmRecorder {
+    /// Help text, and the unit when the name carries it (OpenMetrics's rule; otherwise it is dropped).
+    fn describe(&self, key: &KeyName, unit: Option<Unit>, description: &SharedString) {
+        let name = sanitize(key.as_str(), true);
+        self.collector.describe(&name, description);
+        if let Some(unit) = unit.and_then(base_unit) {
+            let _ = self.collector.set_unit(&name, unit);
+        }
+    }
+}
+
+/// The OpenMetrics spelling of a `metrics` unit, for the units that have one.
+fn base_unit(unit: Unit) -> Option<&'static str> {
+    match unit {
+        Unit::Seconds => Some("seconds"),
+        Unit::Milliseconds => Some("milliseconds"),
+        Unit::Microseconds => Some("microseconds"),
+        Unit::Nanoseconds => Some("nanoseconds"),
+        Unit::Bytes => Some("bytes"),
+        Unit::Percent => Some("percent"),
+        _ => None,
+    }
+}
+
 impl metrics::Recorder for ApmRecorder {
-    fn describe_counter(&self, key: KeyName, _unit: Option<Unit>, description: SharedString) {
-        self.collector.describe(&sanitize(key.as_str(), true), &description);
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(&key, unit, &description);
     }
 
-    fn describe_gauge(&self, key: KeyName, _unit: Option<Unit>, description: SharedString) {
-        self.collector.describe(&sanitize(key.as_str(), true), &description);
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(&key, unit, &description);
     }
 
-    fn describe_histogram(&self, key: KeyName, _unit: Option<Unit>, description: SharedString) {
-        self.collector.describe(&sanitize(key.as_str(), true), &description);
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(&key, unit, &description);
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> metrics::Counter {

@@ -137,6 +137,7 @@ pub struct TransactionStats {
 impl Collector {
     fn transaction_instruments(&self, name: &str) -> Result<Instruments, ApmError> {
         let labels = |outcome| [("transaction", name), ("outcome", outcome)];
+        self.set_unit(DURATION, "seconds")?;
         Ok(Instruments {
             duration: self.histogram(DURATION, "How long transactions took.", &[("transaction", name)])?,
             ok: self.counter(OUTCOMES, "Transactions finished, by outcome.", &labels("ok"))?,

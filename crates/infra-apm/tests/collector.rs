@@ -20,6 +20,21 @@ fn bad_names_and_labels_are_typed_errors() {
 }
 
 #[test]
+fn units_follow_the_openmetrics_rule() {
+    let collector = Collector::builder("svc").build();
+    assert!(matches!(collector.set_unit("latency", "seconds"), Err(ApmError::InvalidUnit { .. })));
+    assert!(matches!(collector.set_unit("latency_seconds", "sec onds"), Err(ApmError::InvalidUnit { .. })));
+    collector.set_unit("latency_seconds", "seconds").unwrap();
+    collector.histogram("latency_seconds", "Latency.", &[]).unwrap().record(0.1);
+    collector.counter("sent_bytes", "Bytes sent.", &[]).unwrap().add(10);
+    collector.set_unit("sent_bytes", "bytes").unwrap();
+    let open = collector.render_openmetrics();
+    assert!(open.contains("# TYPE latency_seconds histogram\n# UNIT latency_seconds seconds\n"), "{open}");
+    assert!(open.contains("# TYPE sent_bytes counter\n# UNIT sent_bytes bytes\n"), "{open}");
+    assert!(!collector.render_prometheus().contains("# UNIT"), "0.0.4 has no UNIT line");
+}
+
+#[test]
 fn label_order_does_not_make_a_new_series() {
     let collector = Collector::builder("svc").build();
     collector.increment_counter("fills", 2, &[("venue", "XLON"), ("side", "buy")]).unwrap();

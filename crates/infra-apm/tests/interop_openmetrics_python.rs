@@ -11,7 +11,7 @@ const PARSE: &str = r#"
 import json, sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 families = list(text_string_to_metric_families(sys.stdin.read()))
-print(json.dumps([[f.name, f.type, [[s.name, s.labels, s.value] for s in f.samples]] for f in families]))
+print(json.dumps([[f.name, f.type, [[s.name, s.labels, s.value] for s in f.samples], f.unit] for f in families]))
 "#;
 
 #[test]
@@ -23,6 +23,7 @@ fn interop_python_parses_the_openmetrics_output() {
     let awkward = [("venue", "a\"b\\c\nd"), ("city", "zürich ✓")];
     collector.counter("orders", "Orders \\ accepted.\nAll venues.", &awkward).unwrap().add(7);
     collector.gauge("open_orders", "Open orders.", &awkward).unwrap().set(-3.5);
+    collector.set_unit("latency_seconds", "seconds").unwrap();
     let latency = collector.histogram("latency_seconds", "Round trip.", &awkward).unwrap();
     for value in [0.005, 0.05, 0.5, 5.0] {
         latency.record(value);
@@ -55,6 +56,7 @@ fn interop_python_parses_the_openmetrics_output() {
     assert_eq!(family("open_orders")[2][0][2], -3.5);
     let latency = family("latency_seconds");
     assert_eq!(latency[1], "histogram");
+    assert_eq!(latency[3], "seconds");
     let count = latency[2].as_array().unwrap().iter().find(|s| s[0] == "latency_seconds_count").unwrap();
     assert_eq!(count[2], 4.0);
     assert_eq!(family("transactions")[1], "counter");
