@@ -17,7 +17,7 @@ use crate::instruments::{Counter, CounterCell, Gauge, GaugeCell, Histogram};
 use crate::name::{check_label, check_metric};
 use crate::process::CpuMark;
 use crate::sla::{SlaSubscriber, Tracked};
-use crate::window::TransactionWindows;
+use crate::window::{HistogramWindows, TransactionWindows};
 
 /// Label combinations a metric may have before further ones go to its overflow series.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2_000;
@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     descriptions: Mutex<std::collections::HashMap<String, String>>,
     /// Units given before their metric was registered.
     units: Mutex<std::collections::HashMap<String, String>>,
+    /// Windows of the histograms asked for with them, by name and sorted labels.
+    pub(crate) histogram_windows: Mutex<std::collections::HashMap<(String, Labels), Arc<HistogramWindows>>>,
 }
 
 impl Drop for Inner {
@@ -225,6 +227,7 @@ impl CollectorBuilder {
                 history_capacity: self.history,
                 descriptions: Mutex::default(),
                 units: Mutex::default(),
+                histogram_windows: Mutex::default(),
             }),
         };
         if let Some(interval) = self.flush_interval.filter(|interval| !interval.is_zero()) {

@@ -44,7 +44,8 @@
 //! [`Collector::dashboard`] is a serde-serializable snapshot of everything, and
 //! [`Collector::history`] a bounded ring of past ones.
 //!
-//! This is the crate's first slice of issue 4; see `docs/apm.md` for what is still to come.
+//! [`Collector::windowed_histogram`] adds 1- and 5-minute windows to any histogram. The guide is
+//! `docs/apm.md`.
 
 mod collector;
 mod dashboard;
@@ -61,6 +62,7 @@ mod recorder;
 mod sla;
 mod transaction;
 mod window;
+mod windowed;
 
 pub use collector::{Collector, CollectorBuilder, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT};
 pub use dashboard::{DEFAULT_HISTORY, Dashboard, SeriesValue, SlaSummary};
@@ -75,3 +77,4 @@ pub use process::ProcessSample;
 pub use recorder::ApmRecorder;
 pub use sla::{Objective, Sla, SlaEvent, SlaEventKind, SlaStatus, SlaWindow};
 pub use transaction::{Transaction, TransactionStats, TransactionTimer};
+pub use windowed::{WindowView, WindowedHistogram};

@@ -145,3 +145,16 @@ impl TransactionWindows {
         (self.all[index].view(elapsed), self.errors[index].view(elapsed))
     }
 }
+
+/// A histogram's windows, for [`crate::Collector::windowed_histogram`].
+#[derive(Debug)]
+pub(crate) struct HistogramWindows {
+    pub(crate) minute: Window,
+    pub(crate) five_minutes: Window,
+}
+
+impl Default for HistogramWindows {
+    fn default() -> Self {
+        HistogramWindows { minute: Window::new(Span::MINUTE), five_minutes: Window::new(Span::FIVE_MINUTES) }
+    }
+}

@@ -174,3 +174,26 @@ fn dashboards_serialize_and_the_history_is_bounded() {
     let json = serde_json::to_string(&dashboard).unwrap();
     assert!(json.contains("\"service\":\"desk\"") && json.contains("\"open_orders\""), "{json}");
 }
+
+#[test]
+fn windowed_histograms_keep_recent_traffic() {
+    let (clock, mock) = Clock::mock();
+    let collector = Collector::builder("svc").clock(clock).build();
+    let sizes = collector.windowed_histogram("fill_size", "Fill sizes.", &[("venue", "XLON")]).unwrap();
+    let same = collector.windowed_histogram("fill_size", "", &[("venue", "XLON")]).unwrap();
+    for _ in 0..100 {
+        mock.increment(Duration::from_millis(500));
+        sizes.record(100.0);
+    }
+    same.record(100.0);
+    assert_eq!(sizes.total().count, 101);
+    let minute = sizes.last_minute();
+    assert!((minute.per_second - 2.0).abs() < 0.4, "{}", minute.per_second);
+    assert!(minute.snapshot.count >= 100 && minute.snapshot.count <= 101);
+    assert_eq!(sizes.last_five_minutes().snapshot.count, 101, "handles share one set of windows");
+    mock.increment(Duration::from_secs(120));
+    assert_eq!(sizes.last_minute().snapshot.count, 0);
+    assert_eq!(sizes.last_five_minutes().snapshot.count, 101);
+    assert_eq!(sizes.total().quantile(0.5), 100.0);
+    assert!(collector.render_prometheus().contains("fill_size_count{venue=\"XLON\"} 101"));
+}
