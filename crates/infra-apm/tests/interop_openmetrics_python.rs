@@ -1,11 +1,10 @@
 //! The OpenMetrics output parses with the OpenMetrics parser of the Python `prometheus_client`
 //! package (installed by `cargo xtask services up` under target/), label values and all.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use infra_apm::Collector;
-use infra_testkit::{Service, service_path};
+use infra_testkit::{Service, run_with_input, service_path};
 
 const PARSE: &str = r#"
 import json, sys
@@ -31,16 +30,9 @@ fn interop_python_parses_the_openmetrics_output() {
     collector.record_transaction("place_order", std::time::Duration::from_millis(2), false).unwrap();
     let text = collector.render_openmetrics();
 
-    let mut child = Command::new("python3")
-        .args(["-c", PARSE])
-        .env("PYTHONPATH", &folder)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output =
+        run_with_input(Command::new("python3").args(["-c", PARSE]).env("PYTHONPATH", &folder), text.as_bytes())
+            .unwrap();
     assert!(output.status.success(), "the parser refused:\n{text}\n{}", String::from_utf8_lossy(&output.stderr));
     let families: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let family = |name: &str| {

@@ -2,11 +2,10 @@
 //! return what was recorded: a counter's value and rate, and `histogram_quantile` within a bucket.
 #![cfg(feature = "http")]
 
-use std::process::Command;
 use std::time::Duration;
 
 use infra_apm::Collector;
-use infra_testkit::{ServerProcess, Service, free_port, http_request, service_path, temp_dir, wait_until};
+use infra_testkit::{Service, http_request, service_path, start_prometheus, temp_dir, wait_until};
 
 fn query(port: u16, expression: &str) -> Option<f64> {
     let encoded: String = expression
@@ -37,22 +36,8 @@ fn interop_prometheus_scrapes_what_we_recorded() {
     let server = collector.serve("127.0.0.1:0").unwrap();
 
     let dir = temp_dir();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: apm\n    static_configs:\n      - targets: ['{}']\n",
-            server.local_addr()
-        ),
-    )
-    .unwrap();
-    let port = free_port().unwrap();
-    let mut command = Command::new(prometheus);
-    command
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-    let _server = ServerProcess::spawn("prometheus", command, &dir.path().join("prometheus.log")).unwrap();
+    let (_prometheus, address) = start_prometheus(&prometheus, dir.path(), &[server.local_addr()]).unwrap();
+    let port = address.port();
 
     wait_until(Duration::from_secs(60), || {
         query(port, "orders_total{venue=\"XLON\"}").filter(|v| *v == 42.0).ok_or("no scrape yet")

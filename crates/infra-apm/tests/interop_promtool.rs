@@ -1,11 +1,10 @@
 //! promtool (from the `prometheus` package) accepts the exposition of a collector that uses every
 //! instrument, with labels holding quotes, backslashes, newlines and non-ASCII text.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use infra_apm::Collector;
-use infra_testkit::{Service, service_path};
+use infra_testkit::{Service, run_with_input, service_path};
 
 #[test]
 fn interop_promtool_accepts_the_exposition() {
@@ -28,15 +27,7 @@ fn interop_promtool_accepts_the_exposition() {
     }
     let text = collector.render_prometheus();
 
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_input(Command::new(&promtool).args(["check", "metrics"]), text.as_bytes()).unwrap();
     // Exit 0: parsed, and no lint remark either (promtool exits 3 for remarks such as a missing help).
     assert!(output.status.success(), "promtool refused:\n{text}\n{output:?}");
 }

@@ -27,7 +27,9 @@ mod wire;
 
 pub use http::{HttpResponse, http_request};
 pub use process::{ServerProcess, free_port, pid_alive, terminate_pid, wait_until};
-pub use servers::{postgres_bin_dir, running_as_root, start_postgres, start_redis, url_addr};
+pub use servers::{
+    postgres_bin_dir, run_with_input, running_as_root, start_postgres, start_prometheus, start_redis, url_addr,
+};
 pub use wire::{RespValue, postgres_query, redis_command};
 
 use std::path::PathBuf;

@@ -186,3 +186,55 @@ fn chown_tree(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
         Err(io::Error::other(format!("chown of {} failed: {status}", dir.display())))
     }
 }
+
+/// Starts a throwaway Prometheus from the `prometheus` binary, its data under `dir`, scraping `targets`
+/// (`host:port`, possibly none) every second, and waits until it answers `/-/ready`.
+///
+/// # Errors
+///
+/// Fails when the server cannot be started or is not ready in time; the message carries the end of its log.
+pub fn start_prometheus(
+    prometheus: &Path,
+    dir: &Path,
+    targets: &[SocketAddr],
+) -> io::Result<(ServerProcess, SocketAddr)> {
+    let config = dir.join("prometheus.yml");
+    let scrape = if targets.is_empty() {
+        "scrape_configs: []\n".to_owned()
+    } else {
+        let list: Vec<String> = targets.iter().map(|target| format!("'{target}'")).collect();
+        format!("scrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{}]\n", list.join(", "))
+    };
+    std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n{scrape}"))?;
+    let port = free_port()?;
+    let mut command = Command::new(prometheus);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    let mut server = ServerProcess::spawn("prometheus", command, &dir.join("prometheus.log"))?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    server
+        .wait_ready(Duration::from_secs(60), || match crate::http_request(addr, "GET", "/-/ready", None) {
+            Ok(response) if response.status == 200 => Ok(()),
+            Ok(response) => Err(format!("status {}", response.status)),
+            Err(err) => Err(err.to_string()),
+        })
+        .map_err(io::Error::other)?;
+    Ok((server, addr))
+}
+
+/// Runs `command` with `input` on its standard input and returns what it printed and how it exited.
+///
+/// # Errors
+///
+/// Fails when the command cannot be started or its pipes fail.
+pub fn run_with_input(command: &mut Command, input: &[u8]) -> io::Result<std::process::Output> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input)?;
+    }
+    child.wait_with_output()
+}

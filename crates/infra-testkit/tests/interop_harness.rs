@@ -5,12 +5,12 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use infra_testkit::{
-    RespValue, ServerProcess, Service, free_port, http_request, postgres_query, redis_command, service, service_path,
-    temp_dir, url_addr, wait_until,
+    RespValue, ServerProcess, Service, free_port, http_request, postgres_query, redis_command, run_with_input, service,
+    service_path, start_prometheus, temp_dir, url_addr, wait_until,
 };
 
 const READY: Duration = Duration::from_secs(30);
@@ -51,15 +51,7 @@ fn interop_postgres_select_1() {
 }
 
 fn promtool_check(promtool: &std::path::Path, exposition: &str) -> std::process::Output {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    run_with_input(Command::new(promtool).args(["check", "metrics"]), exposition.as_bytes()).unwrap()
 }
 
 #[test]
@@ -81,22 +73,8 @@ fn interop_prometheus_starts_and_is_ready() {
         return;
     };
     let dir = temp_dir();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1s\nscrape_configs: []\n").unwrap();
-    let port = free_port().unwrap();
-    let mut command = Command::new(prometheus);
-    command
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-    let mut server = ServerProcess::spawn("prometheus", command, &dir.path().join("prometheus.log")).unwrap();
-    server
-        .wait_ready(READY, || match http_request(loopback(port), "GET", "/-/ready", None) {
-            Ok(response) if response.status == 200 => Ok(()),
-            Ok(response) => Err(format!("status {}", response.status)),
-            Err(err) => Err(err.to_string()),
-        })
-        .unwrap();
+    let (_server, addr) = start_prometheus(&prometheus, dir.path(), &[]).unwrap();
+    let port = addr.port();
     let response = http_request(loopback(port), "GET", "/api/v1/status/buildinfo", None).unwrap();
     assert_eq!(response.status, 200);
     assert!(response.body.contains("\"version\""), "{}", response.body);
