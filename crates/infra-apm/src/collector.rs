@@ -226,7 +226,12 @@ impl CollectorBuilder {
                 history: Mutex::default(),
                 history_capacity: self.history,
                 descriptions: Mutex::default(),
-                units: Mutex::default(),
+                // The units of the metrics the collector names itself, known before they are registered,
+                // so that the hot paths that register them never set them again.
+                units: Mutex::new(std::collections::HashMap::from([
+                    (crate::transaction::DURATION.to_owned(), "seconds".to_owned()),
+                    (crate::process::RESIDENT_MEMORY.to_owned(), "bytes".to_owned()),
+                ])),
                 histogram_windows: Mutex::default(),
             }),
         };
@@ -415,7 +420,7 @@ impl Collector {
 
     /// Everything, in the Prometheus text exposition format 0.0.4.
     pub fn render_prometheus(&self) -> String {
-        exposition::prometheus_text(&self.families(), &self.inner.buckets)
+        self.render(Format::Prometheus)
     }
 
     /// Everything, in the OpenMetrics 1.0 text format.

@@ -41,11 +41,6 @@ impl Format {
     }
 }
 
-/// Renders every family in the 0.0.4 format.
-pub(crate) fn prometheus_text(families: &BTreeMap<String, Family>, buckets: &[f64]) -> String {
-    render(families, buckets, Format::Prometheus)
-}
-
 /// Renders every family in `format`.
 ///
 /// In OpenMetrics, a counter family is named without `_total` and its sample with it, and the text

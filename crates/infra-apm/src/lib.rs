@@ -1,5 +1,5 @@
 //! Metrics for latency-sensitive services: counters, gauges and histograms with labels, updated at the
-//! price of an atomic add, exposed the way Prometheus expects.
+//! price of an atomic add or less, exposed the way Prometheus expects.
 //!
 //! Ask the [`Collector`] for a series once and keep the handle: [`Counter::inc`] is a plain load and
 //! store on a cell the calling thread owns alone, [`Histogram::record`] one atomic add (quantiles within

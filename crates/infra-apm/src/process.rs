@@ -11,6 +11,9 @@ use std::time::Duration;
 use crate::collector::{Collector, lock};
 use crate::error::ApmError;
 
+/// The resident-memory gauge, whose unit the collector knows from the start.
+pub(crate) const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+
 /// Clock ticks per second of `utime` and `stime` in /proc (USER_HZ).
 const TICKS_PER_SECOND: f64 = 100.0;
 
@@ -85,8 +88,7 @@ impl Collector {
         let sample = ProcessSample { cpu_percent, resident_bytes, threads, open_fds };
         self.gauge("process_cpu_percent", "CPU used since the previous sample, percent of one core.", &[])?
             .set(sample.cpu_percent);
-        self.gauge("process_resident_memory_bytes", "Resident memory.", &[])?.set(resident_bytes as f64);
-        self.set_unit("process_resident_memory_bytes", "bytes")?;
+        self.gauge(RESIDENT_MEMORY, "Resident memory.", &[])?.set(resident_bytes as f64);
         self.gauge("process_threads", "Threads of this process.", &[])?.set(threads as f64);
         self.gauge("process_open_fds", "Open file descriptors.", &[])?.set(open_fds as f64);
         Ok(sample)

@@ -11,6 +11,7 @@
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 
 use crate::collector::Collector;
+use crate::error::ApmError;
 use crate::histogram::HistogramCell;
 use crate::instruments::{CounterCell, GaugeCell};
 
@@ -55,6 +56,19 @@ impl ApmRecorder {
         labels.sort();
         labels.dedup_by(|a, b| a.0 == b.0);
         labels
+    }
+
+    /// Registers the series `key` names through `series`; on refusal counts it and returns `None` (the
+    /// caller hands out a handle that does nothing).
+    fn register<T>(&self, key: &Key, series: impl FnOnce(&str, &[(&str, &str)]) -> Result<T, ApmError>) -> Option<T> {
+        let name = sanitize(key.name(), true);
+        let labels = Self::labels(key);
+        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let registered = series(&name, &pairs).ok();
+        if registered.is_none() {
+            self.rejected(&name);
+        }
+        registered
     }
 
     fn rejected(&self, name: &str) {
@@ -106,42 +120,18 @@ impl metrics::Recorder for ApmRecorder {
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> metrics::Counter {
-        let name = sanitize(key.name(), true);
-        let labels = Self::labels(key);
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match self.collector.counter(&name, "", &pairs) {
-            Ok(counter) => metrics::Counter::from_arc(counter.0),
-            Err(_) => {
-                self.rejected(&name);
-                metrics::Counter::noop()
-            }
-        }
+        self.register(key, |name, labels| self.collector.counter(name, "", labels))
+            .map_or_else(metrics::Counter::noop, |counter| metrics::Counter::from_arc(counter.0))
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> metrics::Gauge {
-        let name = sanitize(key.name(), true);
-        let labels = Self::labels(key);
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match self.collector.gauge(&name, "", &pairs) {
-            Ok(gauge) => metrics::Gauge::from_arc(gauge.0),
-            Err(_) => {
-                self.rejected(&name);
-                metrics::Gauge::noop()
-            }
-        }
+        self.register(key, |name, labels| self.collector.gauge(name, "", labels))
+            .map_or_else(metrics::Gauge::noop, |gauge| metrics::Gauge::from_arc(gauge.0))
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> metrics::Histogram {
-        let name = sanitize(key.name(), true);
-        let labels = Self::labels(key);
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match self.collector.histogram(&name, "", &pairs) {
-            Ok(histogram) => metrics::Histogram::from_arc(histogram.0),
-            Err(_) => {
-                self.rejected(&name);
-                metrics::Histogram::noop()
-            }
-        }
+        self.register(key, |name, labels| self.collector.histogram(name, "", labels))
+            .map_or_else(metrics::Histogram::noop, |histogram| metrics::Histogram::from_arc(histogram.0))
     }
 }
 

@@ -20,7 +20,7 @@ use crate::instruments::{Counter, Histogram};
 use crate::sla::SlaWindow;
 use crate::window::TransactionWindows;
 
-const DURATION: &str = "transaction_duration_seconds";
+pub(crate) const DURATION: &str = "transaction_duration_seconds";
 const OUTCOMES: &str = "transactions_total";
 
 /// The instruments of one transaction name.
@@ -137,7 +137,6 @@ pub struct TransactionStats {
 impl Collector {
     fn transaction_instruments(&self, name: &str) -> Result<Instruments, ApmError> {
         let labels = |outcome| [("transaction", name), ("outcome", outcome)];
-        self.set_unit(DURATION, "seconds")?;
         Ok(Instruments {
             duration: self.histogram(DURATION, "How long transactions took.", &[("transaction", name)])?,
             ok: self.counter(OUTCOMES, "Transactions finished, by outcome.", &labels("ok"))?,

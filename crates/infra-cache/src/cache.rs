@@ -13,7 +13,7 @@ use quanta::Clock;
 
 use crate::builder::{CacheBuilder, Listener, Weigher};
 use crate::loader::Flights;
-use crate::shard::{Lookup, NEVER, Removed, RemovedList, Shard, Tuning};
+use crate::shard::{NEVER, Removed, RemovedList, Shard, Tuning};
 use crate::stats::{CacheStats, Counters};
 use crate::warm::{REFRESH_QUEUE, RefreshAhead, RefreshLoader, Warming, WarmingTask, spawn_refresher};
 use crate::{DefaultHashBuilder, RemovalCause};
@@ -242,10 +242,7 @@ where
         Q: Eq + ?Sized,
     {
         let inner = &*self.inner;
-        match inner.read(hash).get(hash, key, || inner.now(), inner.time_to_idle, inner.refresh.as_ref()) {
-            Lookup::Hit(value) => Some(value),
-            Lookup::Miss | Lookup::Expired => None,
-        }
+        inner.read(hash).get(hash, key, || inner.now(), inner.time_to_idle, inner.refresh.as_ref())
     }
 
     /// Whether `key` is present and unexpired; counts neither a hit nor a miss and does not count as

@@ -131,15 +131,6 @@ impl<K, V> IntoIterator for RemovedList<K, V> {
     }
 }
 
-/// What a read found.
-#[derive(Debug)]
-pub(crate) enum Lookup<V> {
-    Hit(V),
-    Miss,
-    /// The key is there but its time is up; the entry is reclaimed by the next write or sweep.
-    Expired,
-}
-
 /// The cache-wide settings a shard's write path needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tuning {
@@ -223,20 +214,21 @@ impl<K, V> Shard<K, V> {
         now: impl FnOnce() -> u64,
         idle: Option<u64>,
         refresh: Option<&RefreshAhead<K>>,
-    ) -> Lookup<V>
+    ) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let Some(index) = self.find(hash, key) else { return Lookup::Miss };
+        let index = self.find(hash, key)?;
         let slot = &self.slots[index as usize];
-        let Some(entry) = slot.entry.as_ref() else { return Lookup::Miss };
+        let entry = slot.entry.as_ref()?;
         let expires = slot.expires.load(Ordering::Relaxed);
         if expires != NEVER {
             let now = now();
             if now >= expires {
-                return Lookup::Expired;
+                // Its time is up: a miss. The entry is reclaimed by the next write or sweep.
+                return None;
             }
             // Only time to idle and refresh-ahead need the deadline: the links' cache line is read then.
             let deadline = || self.links[index as usize].deadline;
@@ -258,7 +250,7 @@ impl<K, V> Shard<K, V> {
             }
         }
         touch(&slot.meta);
-        Lookup::Hit(entry.value.clone())
+        Some(entry.value.clone())
     }
 
     /// Whether the key is present and unexpired, without counting an access.

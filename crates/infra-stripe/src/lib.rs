@@ -99,9 +99,9 @@ fn lease_index() -> usize {
 }
 
 /// The calling thread's stripe index, `0..=EXCLUSIVE_STRIPES`: distinct for up to
-/// [`EXCLUSIVE_STRIPES`] live threads, and [`EXCLUSIVE_STRIPES`] itself for the threads beyond. Useful to
-/// spread a compact per-object counter array over threads (taking the index modulo its length); counts
-/// there must use atomic adds, since two threads may then share a cell.
+/// [`EXCLUSIVE_STRIPES`] live threads, and [`EXCLUSIVE_STRIPES`] itself for the threads beyond. For a
+/// cell array of one's own (`EXCLUSIVE_STRIPES + 1` cells, with another padding than [`Striped`]'s): an
+/// index below [`EXCLUSIVE_STRIPES`] is owned by the calling thread alone, so [`bump`] may store plainly.
 #[inline]
 pub fn thread_index() -> usize {
     stripe_index().0
