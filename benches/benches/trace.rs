@@ -1,0 +1,242 @@
+//! infra-trace against fastrace, `tracing` (bare, on the registry subscriber, and with
+//! `tracing-opentelemetry`) and the OpenTelemetry SDK, every one exporting through its batch
+//! processor into an exporter that does nothing. Times are per span.
+//!
+//! - `trace_span/{impl}/{children}`: a root with 1, 10 or 100 children, sampled;
+//! - `trace_span_unsampled/{impl}/{children}`: the same with the trace not sampled (ratio 0 for us,
+//!   1% for the OpenTelemetry SDK, so nearly every trace is dropped);
+//! - `trace_span_2threads/{impl}/10`: two threads each making traces of 10 children at once (wall
+//!   time per span with both busy);
+//! - `trace_propagation/{impl}`: inject a `traceparent` into a header map and extract it again.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use infra_benches::run_split;
+use opentelemetry::trace::{TraceContextExt, Tracer as _, TracerProvider as _};
+
+const CHILDREN: [usize; 3] = [1, 10, 100];
+
+fn ours(sampled: bool) -> infra_trace::Tracer {
+    let sampler = if sampled { infra_trace::Sampler::AlwaysOn } else { infra_trace::Sampler::AlwaysOff };
+    let config = infra_trace::BatchConfig {
+        max_queue_size: 1 << 16,
+        max_export_batch_size: 512,
+        scheduled_delay: Duration::from_millis(100),
+    };
+    infra_trace::Tracer::builder("bench")
+        .sampler(sampler)
+        .processor(infra_trace::Processor::Batch(config))
+        .exporter(infra_trace::CallbackExporter::new(|spans, _| {
+            black_box(spans.len());
+        }))
+        .build()
+        .unwrap()
+}
+
+fn ours_trace(tracer: &infra_trace::Tracer, children: usize) {
+    let root = tracer.start_root("root").entered();
+    for _ in 0..children {
+        drop(black_box(tracer.start("child")));
+    }
+    drop(root);
+}
+
+struct NoopReporter;
+
+impl fastrace::collector::Reporter for NoopReporter {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans.len());
+    }
+}
+
+fn fastrace_trace(children: usize) {
+    use fastrace::prelude::*;
+    let root = Span::root("root", SpanContext::random());
+    let _guard = root.set_local_parent();
+    for _ in 0..children {
+        let _child = black_box(LocalSpan::enter_with_local_parent("child"));
+    }
+}
+
+fn tracing_trace(children: usize) {
+    let root = tracing::info_span!("root").entered();
+    for _ in 0..children {
+        let _child = black_box(tracing::info_span!("child").entered());
+    }
+    drop(root);
+}
+
+#[derive(Debug)]
+struct NoopOtelExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for NoopOtelExporter {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+fn otel_provider(ratio: f64) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(NoopOtelExporter)
+        .with_batch_config(
+            opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                .with_max_queue_size(1 << 16)
+                .with_scheduled_delay(Duration::from_millis(100))
+                .build(),
+        )
+        .build();
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(ratio))
+        .build()
+}
+
+fn otel_trace(tracer: &opentelemetry_sdk::trace::SdkTracer, children: usize) {
+    let root = tracer.start("root");
+    let cx = opentelemetry::Context::current_with_span(root);
+    let guard = cx.clone().attach();
+    for _ in 0..children {
+        drop(black_box(tracer.start("child")));
+    }
+    drop(guard);
+    cx.span().end();
+}
+
+/// Runs `iters` spans' worth of whole traces and reports the time per span.
+fn per_span(iters: u64, children: usize, mut trace: impl FnMut()) -> Duration {
+    let spans = children as u64 + 1;
+    let traces = iters.div_ceil(spans).max(1);
+    let start = Instant::now();
+    for _ in 0..traces {
+        trace();
+    }
+    start.elapsed().mul_f64(iters as f64 / (traces * spans) as f64)
+}
+
+fn span_cost(c: &mut Criterion) {
+    let sampled = ours(true);
+    fastrace::set_reporter(NoopReporter, fastrace::collector::Config::default());
+    let otel = otel_provider(1.0);
+    let otel_tracer = otel.tracer("bench");
+    let otel_layer_provider = otel_provider(1.0);
+    let registry = tracing::Dispatch::new(tracing_subscriber::registry());
+    let with_otel = {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(otel_layer_provider.tracer("bench"))),
+        )
+    };
+
+    let mut group = c.benchmark_group("trace_span");
+    for children in CHILDREN {
+        group.bench_function(BenchmarkId::new("infra", children), |b| {
+            b.iter_custom(|iters| per_span(iters, children, || ours_trace(&sampled, children)))
+        });
+        group.bench_function(BenchmarkId::new("fastrace", children), |b| {
+            b.iter_custom(|iters| per_span(iters, children, || fastrace_trace(children)))
+        });
+        group.bench_function(BenchmarkId::new("tracing", children), |b| {
+            b.iter_custom(|iters| {
+                tracing::dispatcher::with_default(&registry, || per_span(iters, children, || tracing_trace(children)))
+            })
+        });
+        group.bench_function(BenchmarkId::new("tracing_opentelemetry", children), |b| {
+            b.iter_custom(|iters| {
+                tracing::dispatcher::with_default(&with_otel, || per_span(iters, children, || tracing_trace(children)))
+            })
+        });
+        group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
+            b.iter_custom(|iters| per_span(iters, children, || otel_trace(&otel_tracer, children)))
+        });
+    }
+    group.finish();
+    report_drops("sampled", &sampled);
+    fastrace::flush();
+}
+
+fn unsampled_cost(c: &mut Criterion) {
+    let unsampled = ours(false);
+    let otel = otel_provider(0.01);
+    let otel_tracer = otel.tracer("bench");
+    let mut group = c.benchmark_group("trace_span_unsampled");
+    for children in CHILDREN {
+        group.bench_function(BenchmarkId::new("infra", children), |b| {
+            b.iter_custom(|iters| per_span(iters, children, || ours_trace(&unsampled, children)))
+        });
+        group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
+            b.iter_custom(|iters| per_span(iters, children, || otel_trace(&otel_tracer, children)))
+        });
+    }
+    group.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    let sampled = ours(true);
+    let otel = otel_provider(1.0);
+    let otel_tracer = otel.tracer("bench");
+    let children = 10;
+    let mut group = c.benchmark_group("trace_span_2threads");
+    group.bench_function(BenchmarkId::new("infra", children), |b| {
+        b.iter_custom(|iters| {
+            let traces = iters.div_ceil(children as u64 + 1);
+            run_split(2, traces, |_| ours_trace(&sampled, children)).mul_f64(iters as f64 / (traces * 11) as f64)
+        })
+    });
+    group.bench_function(BenchmarkId::new("fastrace", children), |b| {
+        b.iter_custom(|iters| {
+            let traces = iters.div_ceil(children as u64 + 1);
+            run_split(2, traces, |_| fastrace_trace(children)).mul_f64(iters as f64 / (traces * 11) as f64)
+        })
+    });
+    group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
+        b.iter_custom(|iters| {
+            let traces = iters.div_ceil(children as u64 + 1);
+            run_split(2, traces, |_| otel_trace(&otel_tracer, children)).mul_f64(iters as f64 / (traces * 11) as f64)
+        })
+    });
+    group.finish();
+    report_drops("two threads", &sampled);
+}
+
+fn report_drops(what: &str, tracer: &infra_trace::Tracer) {
+    tracer.force_flush();
+    let stats = tracer.stats();
+    eprintln!(
+        "infra-trace {what}: {} spans exported, {} dropped (queue full)",
+        stats.exported, stats.dropped_queue_full
+    );
+}
+
+fn propagation(c: &mut Criterion) {
+    use opentelemetry::propagation::TextMapPropagator;
+    let tracer = ours(true);
+    let span = tracer.start_root("root");
+    let otel = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+    let otel_provider = otel_provider(1.0);
+    let otel_span = otel_provider.tracer("bench").start("root");
+    let otel_cx = opentelemetry::Context::current_with_span(otel_span);
+
+    let mut group = c.benchmark_group("trace_propagation");
+    group.bench_function("infra", |b| {
+        b.iter(|| {
+            let mut headers: HashMap<String, String> = HashMap::with_capacity(2);
+            infra_trace::TraceContextPropagator.inject(black_box(span.context()), &mut headers);
+            black_box(infra_trace::TraceContextPropagator.extract(&headers).unwrap())
+        })
+    });
+    group.bench_function("opentelemetry", |b| {
+        b.iter(|| {
+            let mut headers: HashMap<String, String> = HashMap::with_capacity(2);
+            otel.inject_context(black_box(&otel_cx), &mut headers);
+            black_box(otel.extract(&headers))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, span_cost, unsampled_cost, two_threads, propagation);
+criterion_main!(benches);

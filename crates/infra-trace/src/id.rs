@@ -1,0 +1,274 @@
+//! W3C identifiers: 128-bit trace ids, 64-bit span ids, the trace-flags byte, and where new ids come from.
+
+use std::cell::Cell;
+use std::fmt;
+
+/// A 128-bit trace id; all zeros is invalid ([`TraceId::INVALID`]).
+///
+/// Held as two 64-bit halves (high first): a `u128` would force 16-byte alignment on every span
+/// context and cost wide, stalling copies on the hot path.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TraceId([u64; 2]);
+
+/// A 64-bit span id; all zeros is invalid ([`SpanId::INVALID`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SpanId(u64);
+
+impl TraceId {
+    /// The all-zero id the specification forbids; marks "no trace".
+    pub const INVALID: TraceId = TraceId([0, 0]);
+
+    /// The id with these 128 bits.
+    pub const fn from_u128(bits: u128) -> Self {
+        TraceId([(bits >> 64) as u64, bits as u64])
+    }
+
+    /// The 128 bits.
+    pub const fn to_u128(self) -> u128 {
+        ((self.0[0] as u128) << 64) | self.0[1] as u128
+    }
+
+    /// The id from its 16 big-endian bytes, as OTLP carries it.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        TraceId::from_u128(u128::from_be_bytes(bytes))
+    }
+
+    /// The 16 big-endian bytes, as OTLP carries them.
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.to_u128().to_be_bytes()
+    }
+
+    /// Whether any bit is set.
+    pub const fn is_valid(self) -> bool {
+        self.0[0] != 0 || self.0[1] != 0
+    }
+
+    /// Parses 32 lowercase hex digits (the `traceparent` form); `None` for anything else, including
+    /// all zeros.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let bits = parse_lower_hex(hex.as_bytes(), 32)?;
+        (bits != 0).then_some(TraceId::from_u128(bits))
+    }
+}
+
+impl SpanId {
+    /// The all-zero id the specification forbids; marks "no parent".
+    pub const INVALID: SpanId = SpanId(0);
+
+    /// The id with these 64 bits.
+    pub const fn from_u64(bits: u64) -> Self {
+        SpanId(bits)
+    }
+
+    /// The 64 bits.
+    pub const fn to_u64(self) -> u64 {
+        self.0
+    }
+
+    /// The id from its 8 big-endian bytes, as OTLP carries it.
+    pub const fn from_bytes(bytes: [u8; 8]) -> Self {
+        SpanId(u64::from_be_bytes(bytes))
+    }
+
+    /// The 8 big-endian bytes, as OTLP carries them.
+    pub const fn to_bytes(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+
+    /// Whether any bit is set.
+    pub const fn is_valid(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Parses 16 lowercase hex digits (the `traceparent` form); `None` for anything else, including
+    /// all zeros.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let bits = parse_lower_hex(hex.as_bytes(), 16)?;
+        (bits != 0).then_some(SpanId(bits as u64))
+    }
+}
+
+/// Parses exactly `digits` lowercase hex digits.
+pub(crate) fn parse_lower_hex(bytes: &[u8], digits: usize) -> Option<u128> {
+    if bytes.len() != digits {
+        return None;
+    }
+    let mut bits = 0u128;
+    for &byte in bytes {
+        let nibble = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            _ => return None,
+        };
+        bits = (bits << 4) | u128::from(nibble);
+    }
+    Some(bits)
+}
+
+/// Parses hex digits in either case (B3 allows both); at most 32.
+pub(crate) fn parse_any_hex(bytes: &[u8]) -> Option<u128> {
+    if bytes.is_empty() || bytes.len() > 32 {
+        return None;
+    }
+    let mut bits = 0u128;
+    for &byte in bytes {
+        let nibble = (byte as char).to_digit(16)?;
+        bits = (bits << 4) | u128::from(nibble);
+    }
+    Some(bits)
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}{:016x}", self.0[0], self.0[1])
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({:016x})", self.0)
+    }
+}
+
+/// The `trace-flags` byte of `traceparent`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TraceFlags(u8);
+
+impl TraceFlags {
+    /// The caller may have recorded the trace.
+    pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// Level 2: the right-most 7 bytes of the trace id are random (ours always are).
+    pub const RANDOM: TraceFlags = TraceFlags(0x02);
+    /// No flag set.
+    pub const NONE: TraceFlags = TraceFlags(0);
+
+    /// The flags with these bits.
+    pub const fn new(bits: u8) -> Self {
+        TraceFlags(bits)
+    }
+
+    /// The bits.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the sampled bit is set.
+    pub const fn is_sampled(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+
+    /// These flags with the sampled bit set or cleared.
+    pub const fn with_sampled(self, sampled: bool) -> Self {
+        TraceFlags(if sampled { self.0 | 0x01 } else { self.0 & !0x01 })
+    }
+
+    /// Only the bits this version of the specification defines (sampled, random): the others are
+    /// reserved and a vendor must send them as zero.
+    pub const fn known(self) -> Self {
+        TraceFlags(self.0 & 0x03)
+    }
+}
+
+impl fmt::Debug for TraceFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceFlags({:02x})", self.0)
+    }
+}
+
+/// Where new trace and span ids come from.
+///
+/// The default, [`RandomIds`], draws from a per-thread generator seeded from the operating system; a
+/// custom generator can make ids reproducible in tests or embed a host number.
+pub trait IdGenerator: Send + Sync + fmt::Debug + 'static {
+    /// A new trace id; must not be [`TraceId::INVALID`].
+    fn new_trace_id(&self) -> TraceId;
+    /// A new span id; must not be [`SpanId::INVALID`].
+    fn new_span_id(&self) -> SpanId;
+}
+
+/// Random ids from a per-thread wyrand generator seeded from the operating system: a multiply and an
+/// add per id, no lock, no shared cache line. Trace ids are fully random, so the level-2 `random`
+/// flag holds for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+thread_local! {
+    static WYRAND: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The next 64 random bits of this thread's generator.
+#[inline]
+pub(crate) fn random_u64() -> u64 {
+    WYRAND.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            // First use on this thread: seed from the operating system's generator. An odd seed keeps
+            // zero from being a fixed point of the check above.
+            s = rand::random::<u64>() | 1;
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+impl IdGenerator for RandomIds {
+    #[inline]
+    fn new_trace_id(&self) -> TraceId {
+        loop {
+            let id = TraceId([random_u64(), random_u64()]);
+            if id.is_valid() {
+                return id;
+            }
+        }
+    }
+
+    #[inline]
+    fn new_span_id(&self) -> SpanId {
+        loop {
+            let bits = random_u64();
+            if bits != 0 {
+                return SpanId(bits);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_what_the_specification_forbids() {
+        let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(TraceId::from_bytes(trace.to_bytes()), trace);
+        assert!(TraceId::from_hex("00000000000000000000000000000000").is_none());
+        assert!(TraceId::from_hex("4BF92F3577B34DA6A3CE929D0E0E4736").is_none());
+        assert!(TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e473").is_none());
+        let span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+        assert_eq!(span.to_string(), "00f067aa0ba902b7");
+        assert!(SpanId::from_hex("0000000000000000").is_none());
+        assert!(SpanId::from_hex("00f067aa0ba902bz").is_none());
+    }
+
+    #[test]
+    fn random_ids_differ_and_are_valid() {
+        let ids: std::collections::HashSet<u64> = (0..10_000).map(|_| RandomIds.new_span_id().to_u64()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(RandomIds.new_trace_id().is_valid());
+    }
+}

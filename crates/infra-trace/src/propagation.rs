@@ -1,0 +1,336 @@
+//! Carrying a span context across process boundaries: W3C Trace Context (levels 1 and 2) and B3.
+
+use std::collections::HashMap;
+
+use crate::context::{SpanContext, TraceState};
+use crate::id::{SpanId, TraceFlags, TraceId, parse_any_hex, parse_lower_hex};
+
+/// Writes headers into a carrier.
+pub trait Injector {
+    /// Sets a header, replacing any with the same name.
+    fn set(&mut self, name: &str, value: String);
+}
+
+/// Reads headers from a carrier. Header names are case-insensitive.
+pub trait Extractor {
+    /// Every value of a header, in order (a header may be sent several times).
+    fn get_all(&self, name: &str) -> Vec<&str>;
+
+    /// The single value of a header; `None` when absent.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.get_all(name).into_iter().next()
+    }
+}
+
+impl Injector for HashMap<String, String> {
+    fn set(&mut self, name: &str, value: String) {
+        self.retain(|k, _| !k.eq_ignore_ascii_case(name));
+        self.insert(name.to_owned(), value);
+    }
+}
+
+impl Extractor for HashMap<String, String> {
+    fn get_all(&self, name: &str) -> Vec<&str> {
+        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl Injector for Vec<(String, String)> {
+    fn set(&mut self, name: &str, value: String) {
+        self.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.push((name.to_owned(), value));
+    }
+}
+
+impl Extractor for Vec<(String, String)> {
+    fn get_all(&self, name: &str) -> Vec<&str> {
+        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl Extractor for [(&str, &str)] {
+    fn get_all(&self, name: &str) -> Vec<&str> {
+        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v).collect()
+    }
+}
+
+#[cfg(feature = "http")]
+impl Injector for http::HeaderMap {
+    fn set(&mut self, name: &str, value: String) {
+        if let (Ok(name), Ok(value)) =
+            (http::header::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::try_from(value))
+        {
+            self.insert(name, value);
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+impl Extractor for http::HeaderMap {
+    fn get_all(&self, name: &str) -> Vec<&str> {
+        // Values that are not visible ASCII cannot be valid trace headers; they count as absent
+        // here and the header as malformed where that matters.
+        self.get_all(name).iter().map(|v| v.to_str().unwrap_or("\u{0}")).collect()
+    }
+}
+
+/// Why a header was not accepted. The tracer counts these and starts a new trace, as the
+/// specification says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// `traceparent` broke the specification's rules.
+    #[error("traceparent {value:?} is invalid: {reason}")]
+    Traceparent {
+        /// The header as received (cut to 64 characters).
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// `traceparent` was sent more than once.
+    #[error("traceparent was sent {0} times; exactly one is allowed")]
+    DuplicateTraceparent(usize),
+    /// A B3 header broke its rules.
+    #[error("b3 header {value:?} is invalid: {reason}")]
+    B3 {
+        /// The header as received (cut to 64 characters).
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+fn cut(value: &str) -> String {
+    value.chars().take(64).collect()
+}
+
+/// The `traceparent` header name.
+pub const TRACEPARENT: &str = "traceparent";
+/// The `tracestate` header name.
+pub const TRACESTATE: &str = "tracestate";
+
+/// W3C Trace Context: `traceparent` and `tracestate`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContextPropagator;
+
+impl TraceContextPropagator {
+    /// Writes `traceparent` (version 00) and, when non-empty, `tracestate`. Nothing is written for
+    /// an invalid context.
+    pub fn inject(&self, context: &SpanContext, carrier: &mut (impl Injector + ?Sized)) {
+        if !context.is_valid() {
+            return;
+        }
+        carrier.set(TRACEPARENT, traceparent(context));
+        if !context.trace_state().is_empty() {
+            carrier.set(TRACESTATE, context.trace_state().header());
+        }
+    }
+
+    /// Reads a remote parent. `Ok(None)` when there is no `traceparent`; an error when it is
+    /// malformed (a new trace should start). A malformed `tracestate` is dropped without affecting
+    /// `traceparent`, as the specification requires.
+    ///
+    /// # Errors
+    /// The `traceparent` header is present but invalid, or sent more than once.
+    pub fn extract(&self, carrier: &(impl Extractor + ?Sized)) -> Result<Option<SpanContext>, ExtractError> {
+        let parents = carrier.get_all(TRACEPARENT);
+        let header = match parents.as_slice() {
+            [] => return Ok(None),
+            [one] => *one,
+            many => return Err(ExtractError::DuplicateTraceparent(many.len())),
+        };
+        let (trace_id, span_id, flags) = parse_traceparent(header)?;
+        let states = carrier.get_all(TRACESTATE);
+        let state = if states.is_empty() {
+            TraceState::EMPTY
+        } else {
+            TraceState::parse(&states.join(",")).unwrap_or_default()
+        };
+        Ok(Some(SpanContext::new(trace_id, span_id, flags, true, state)))
+    }
+}
+
+/// The `traceparent` value of a context: `00-{trace id}-{span id}-{flags}`.
+pub fn traceparent(context: &SpanContext) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(55);
+    out.extend_from_slice(b"00-");
+    let trace = context.trace_id().to_u128();
+    out.extend((0..32).rev().map(|i| HEX[((trace >> (i * 4)) & 0xf) as usize]));
+    out.push(b'-');
+    let span = context.span_id().to_u64();
+    out.extend((0..16).rev().map(|i| HEX[((span >> (i * 4)) & 0xf) as usize]));
+    out.push(b'-');
+    let flags = context.flags().known().bits();
+    out.push(HEX[usize::from(flags >> 4)]);
+    out.push(HEX[usize::from(flags & 0xf)]);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Parses a `traceparent` value by the specification's rules, including those for versions
+/// above 00.
+///
+/// # Errors
+/// What makes the value invalid.
+pub fn parse_traceparent(value: &str) -> Result<(TraceId, SpanId, TraceFlags), ExtractError> {
+    let invalid = |reason| ExtractError::Traceparent { value: cut(value), reason };
+    let trimmed = value.trim_matches(|c| c == ' ' || c == '\t');
+    let bytes = trimmed.as_bytes();
+    if bytes.len() < 3 || bytes[2] != b'-' {
+        return Err(invalid("it does not start with a two-digit version and a dash"));
+    }
+    let version =
+        parse_lower_hex(&bytes[..2], 2).ok_or_else(|| invalid("the version is not two lowercase hex digits"))?;
+    if version == 0xff {
+        return Err(invalid("version ff is forbidden"));
+    }
+    if version == 0 && bytes.len() != 55 {
+        return Err(invalid("a version 00 header is exactly 55 characters"));
+    }
+    if bytes.len() < 55 {
+        return Err(invalid("it is shorter than 55 characters"));
+    }
+    if bytes.len() > 55 && bytes[55] != b'-' {
+        return Err(invalid("a field after the flags must follow a dash"));
+    }
+    if bytes[35] != b'-' || bytes[52] != b'-' {
+        return Err(invalid("the fields are not separated by dashes"));
+    }
+    let trace_id =
+        parse_lower_hex(&bytes[3..35], 32).ok_or_else(|| invalid("the trace id is not 32 lowercase hex digits"))?;
+    if trace_id == 0 {
+        return Err(invalid("the trace id is all zeros"));
+    }
+    let span_id =
+        parse_lower_hex(&bytes[36..52], 16).ok_or_else(|| invalid("the parent id is not 16 lowercase hex digits"))?;
+    if span_id == 0 {
+        return Err(invalid("the parent id is all zeros"));
+    }
+    let flags =
+        parse_lower_hex(&bytes[53..55], 2).ok_or_else(|| invalid("the flags are not two lowercase hex digits"))?;
+    Ok((TraceId::from_u128(trace_id), SpanId::from_u64(span_id as u64), TraceFlags::new(flags as u8)))
+}
+
+/// B3 propagation (Zipkin): the single `b3` header or the `X-B3-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum B3Propagator {
+    /// `b3: {trace id}-{span id}-{sampled}`.
+    #[default]
+    Single,
+    /// `X-B3-TraceId`, `X-B3-SpanId`, `X-B3-Sampled`.
+    Multiple,
+}
+
+impl B3Propagator {
+    /// Writes the context in this encoding.
+    pub fn inject(&self, context: &SpanContext, carrier: &mut (impl Injector + ?Sized)) {
+        if !context.is_valid() {
+            return;
+        }
+        let sampled = if context.is_sampled() { "1" } else { "0" };
+        match self {
+            B3Propagator::Single => {
+                carrier.set("b3", format!("{}-{}-{sampled}", context.trace_id(), context.span_id()))
+            }
+            B3Propagator::Multiple => {
+                carrier.set("x-b3-traceid", context.trace_id().to_string());
+                carrier.set("x-b3-spanid", context.span_id().to_string());
+                carrier.set("x-b3-sampled", sampled.to_owned());
+            }
+        }
+    }
+
+    /// Reads a remote parent from either encoding (single first). 64-bit trace ids are widened
+    /// to 128 bits with zeros on the left.
+    ///
+    /// # Errors
+    /// A B3 header is present but malformed.
+    pub fn extract(&self, carrier: &(impl Extractor + ?Sized)) -> Result<Option<SpanContext>, ExtractError> {
+        if let Some(single) = carrier.get("b3") {
+            return extract_single(single);
+        }
+        let Some(trace) = carrier.get("x-b3-traceid") else { return Ok(None) };
+        let invalid = |value: &str, reason| ExtractError::B3 { value: cut(value), reason };
+        let trace_id = b3_trace_id(trace).ok_or_else(|| invalid(trace, "the trace id is not 16 or 32 hex digits"))?;
+        let span = carrier.get("x-b3-spanid").ok_or_else(|| invalid(trace, "X-B3-SpanId is missing"))?;
+        let span_id = b3_span_id(span).ok_or_else(|| invalid(span, "the span id is not 16 hex digits"))?;
+        let debug = carrier.get("x-b3-flags") == Some("1");
+        let sampled = match carrier.get("x-b3-sampled") {
+            None => debug,
+            Some("1" | "true") => true,
+            Some("0" | "false") => debug,
+            Some(other) => return Err(invalid(other, "X-B3-Sampled is not 1, 0, true or false")),
+        };
+        let flags = TraceFlags::NONE.with_sampled(sampled);
+        Ok(Some(SpanContext::new(trace_id, span_id, flags, true, TraceState::EMPTY)))
+    }
+}
+
+fn b3_trace_id(hex: &str) -> Option<TraceId> {
+    if hex.len() != 16 && hex.len() != 32 {
+        return None;
+    }
+    let bits = parse_any_hex(hex.as_bytes())?;
+    (bits != 0).then(|| TraceId::from_u128(bits))
+}
+
+fn b3_span_id(hex: &str) -> Option<SpanId> {
+    if hex.len() != 16 {
+        return None;
+    }
+    let bits = parse_any_hex(hex.as_bytes())?;
+    (bits != 0).then(|| SpanId::from_u64(bits as u64))
+}
+
+fn extract_single(value: &str) -> Result<Option<SpanContext>, ExtractError> {
+    let invalid = |reason| ExtractError::B3 { value: cut(value), reason };
+    let mut parts = value.trim().split('-');
+    let first = parts.next().unwrap_or_default();
+    // A lone sampling decision ("0", "1", "d") carries no ids: there is no parent to continue.
+    if matches!(first, "0" | "1" | "d") {
+        return Ok(None);
+    }
+    let trace_id = b3_trace_id(first).ok_or_else(|| invalid("the trace id is not 16 or 32 hex digits"))?;
+    let span_id = parts.next().and_then(b3_span_id).ok_or_else(|| invalid("the span id is not 16 hex digits"))?;
+    let sampled = match parts.next() {
+        None | Some("0") => false,
+        Some("1" | "d") => true,
+        Some(_) => return Err(invalid("the sampling state is not 0, 1 or d")),
+    };
+    if let Some(parent) = parts.next() {
+        b3_span_id(parent).ok_or_else(|| invalid("the parent span id is not 16 hex digits"))?;
+    }
+    if parts.next().is_some() {
+        return Err(invalid("too many fields"));
+    }
+    let flags = TraceFlags::NONE.with_sampled(sampled);
+    Ok(Some(SpanContext::new(trace_id, span_id, flags, true, TraceState::EMPTY)))
+}
+
+/// The encodings a tracer injects and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// W3C Trace Context.
+    TraceContext,
+    /// B3 single header.
+    B3Single,
+    /// B3 multiple headers.
+    B3Multiple,
+}
+
+impl Propagation {
+    pub(crate) fn inject(self, context: &SpanContext, carrier: &mut (impl Injector + ?Sized)) {
+        match self {
+            Propagation::TraceContext => TraceContextPropagator.inject(context, carrier),
+            Propagation::B3Single => B3Propagator::Single.inject(context, carrier),
+            Propagation::B3Multiple => B3Propagator::Multiple.inject(context, carrier),
+        }
+    }
+
+    pub(crate) fn extract(self, carrier: &(impl Extractor + ?Sized)) -> Result<Option<SpanContext>, ExtractError> {
+        match self {
+            Propagation::TraceContext => TraceContextPropagator.extract(carrier),
+            Propagation::B3Single | Propagation::B3Multiple => B3Propagator::Single.extract(carrier),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! A span in progress: an RAII handle that records until it ends.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::context::SpanContext;
+use crate::current::{ContextGuard, attach};
+use crate::data::{Event, KeyValue, Link, SpanData, SpanKind, SpanLimits, Status, Value};
+use crate::id::SpanId;
+use crate::pipeline;
+
+/// A span in progress. It ends when dropped or when [`Span::end`] is called, and only then goes to
+/// the exporters. An unsampled span carries its context (so the trace continues downstream) and
+/// records nothing; every method on it is a no-op.
+///
+/// `Send`, so a span can move into a task; it does not hold the tracer, so keeping it costs the
+/// tracer nothing.
+pub struct Span {
+    context: SpanContext,
+    // Boxed so that a span is small to move and an unsampled one costs no copying; the box goes
+    // to the pipeline as it is when the span ends.
+    recording: Option<Box<Recording>>,
+}
+
+/// Everything a sampled span collects before it ends; times are raw readings of the tracer's
+/// clock until the pipeline converts them.
+pub(crate) struct Recording {
+    /// Filled in when the span ends.
+    pub(crate) context: SpanContext,
+    pub(crate) end: u64,
+    pub(crate) tracer_id: u64,
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_is_remote: bool,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: SpanKind,
+    pub(crate) start: u64,
+    pub(crate) attributes: Vec<KeyValue>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) status: Status,
+    pub(crate) dropped_attributes: u32,
+    pub(crate) dropped_events: u32,
+    pub(crate) dropped_links: u32,
+    pub(crate) limits: SpanLimits,
+}
+
+impl Span {
+    pub(crate) fn new(context: SpanContext, recording: Option<Box<Recording>>) -> Self {
+        Span { context, recording }
+    }
+
+    /// A span that records nothing, with this context (for code that must hand on a span but has
+    /// no tracer).
+    pub fn non_recording(context: SpanContext) -> Self {
+        Span { context, recording: None }
+    }
+
+    /// Its identity, for propagation and for children.
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// Whether it records (it was sampled).
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// Sets an attribute (the seed's `add_span_tag`), replacing one with the same key. Beyond the
+    /// limit, new keys are counted and left out.
+    pub fn set_attribute(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+        let Some(recording) = &mut self.recording else { return };
+        let key = key.into();
+        let value = value.into();
+        if let Some(existing) = recording.attributes.iter_mut().find(|kv| kv.key == key) {
+            existing.value = value;
+        } else if recording.attributes.len() < recording.limits.attributes as usize {
+            recording.attributes.push(KeyValue { key, value });
+        } else {
+            recording.dropped_attributes += 1;
+        }
+    }
+
+    /// Sets several attributes.
+    pub fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
+        for kv in attributes {
+            self.set_attribute(kv.key, kv.value);
+        }
+    }
+
+    /// Records an event now, with fields (the seed's `add_span_log`).
+    pub fn add_event(&mut self, name: impl Into<Cow<'static, str>>, attributes: impl IntoIterator<Item = KeyValue>) {
+        let Some(recording) = &mut self.recording else { return };
+        if recording.events.len() >= recording.limits.events as usize {
+            recording.dropped_events += 1;
+            return;
+        }
+        let time = pipeline::now(recording.tracer_id);
+        let (attributes, dropped_attributes) = bounded(attributes, recording.limits.attributes_per_event);
+        recording.events.push(Event { name: name.into(), time_unix_nanos: time, attributes, dropped_attributes });
+    }
+
+    /// Links another span (from this or another trace).
+    pub fn add_link(&mut self, context: SpanContext, attributes: impl IntoIterator<Item = KeyValue>) {
+        let Some(recording) = &mut self.recording else { return };
+        if recording.links.len() >= recording.limits.links as usize || !context.is_valid() {
+            recording.dropped_links += 1;
+            return;
+        }
+        let (attributes, dropped_attributes) = bounded(attributes, recording.limits.attributes_per_link);
+        recording.links.push(Link { context, attributes, dropped_attributes });
+    }
+
+    /// Sets how it ended. `Ok` is final: a later `Error` does not override it, as OpenTelemetry
+    /// specifies.
+    pub fn set_status(&mut self, status: Status) {
+        let Some(recording) = &mut self.recording else { return };
+        if recording.status != Status::Ok && status != Status::Unset {
+            recording.status = status;
+        }
+    }
+
+    /// Records an error: status error with its message, and an `exception` event with
+    /// OpenTelemetry's `exception.type` and `exception.message`.
+    pub fn record_error(&mut self, error: &(dyn std::error::Error + 'static)) {
+        if self.recording.is_none() {
+            return;
+        }
+        let message = error.to_string();
+        self.add_event(
+            "exception",
+            [
+                KeyValue::new("exception.type", std::any::type_name_of_val(error).to_owned()),
+                KeyValue::new("exception.message", message.clone()),
+            ],
+        );
+        self.set_status(Status::Error(message.into()));
+    }
+
+    /// Renames it.
+    pub fn update_name(&mut self, name: impl Into<Cow<'static, str>>) {
+        if let Some(recording) = &mut self.recording {
+            recording.name = name.into();
+        }
+    }
+
+    /// Makes it the current span on this thread until the guard drops.
+    pub fn enter(&self) -> ContextGuard {
+        attach(self.context.clone())
+    }
+
+    /// Makes it current and hands back a guard that owns it: dropping the guard restores the
+    /// previous current span and ends this one.
+    pub fn entered(self) -> EnteredSpan {
+        let guard = attach(self.context.clone());
+        EnteredSpan { span: self, guard: Some(guard) }
+    }
+
+    /// Runs `f` with this span current.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.enter();
+        f()
+    }
+
+    /// Ends it now (the seed's `end_span`).
+    pub fn end(self) {
+        drop(self);
+    }
+
+    /// Ends it with this status.
+    pub fn end_with_status(mut self, status: Status) {
+        self.set_status(status);
+        drop(self);
+    }
+}
+
+fn bounded(attributes: impl IntoIterator<Item = KeyValue>, limit: u32) -> (Vec<KeyValue>, u32) {
+    let mut kept = Vec::new();
+    let mut dropped = 0u32;
+    for kv in attributes {
+        if kept.len() < limit as usize {
+            kept.push(kv);
+        } else {
+            dropped += 1;
+        }
+    }
+    (kept, dropped)
+}
+
+impl Drop for Span {
+    #[inline]
+    fn drop(&mut self) {
+        let Some(mut recording) = self.recording.take() else { return };
+        recording.context = std::mem::take(&mut self.context);
+        pipeline::end_span(recording);
+    }
+}
+
+impl Recording {
+    /// A recording holding nothing (no allocation), left in a box whose contents were taken.
+    const BLANK: Recording = Recording {
+        context: SpanContext::INVALID,
+        end: 0,
+        tracer_id: 0,
+        parent_span_id: SpanId::INVALID,
+        parent_is_remote: false,
+        name: Cow::Borrowed(""),
+        kind: SpanKind::Internal,
+        start: 0,
+        attributes: Vec::new(),
+        events: Vec::new(),
+        links: Vec::new(),
+        status: Status::Unset,
+        dropped_attributes: 0,
+        dropped_events: 0,
+        dropped_links: 0,
+        limits: SpanLimits { attributes: 0, events: 0, links: 0, attributes_per_event: 0, attributes_per_link: 0 },
+    };
+
+    /// Moves the contents out, leaving the box blank for reuse.
+    pub(crate) fn take(boxed: &mut Recording) -> Recording {
+        std::mem::replace(boxed, Recording::BLANK)
+    }
+
+    /// The exported form, times converted from clock readings to wall time.
+    pub(crate) fn finish(self, shared: &pipeline::Shared) -> SpanData {
+        let Recording {
+            context,
+            end,
+            parent_span_id,
+            parent_is_remote,
+            name,
+            kind,
+            start,
+            attributes,
+            mut events,
+            links,
+            status,
+            dropped_attributes,
+            dropped_events,
+            dropped_links,
+            ..
+        } = self;
+        for event in &mut events {
+            event.time_unix_nanos = shared.unix_nanos(event.time_unix_nanos);
+        }
+        SpanData {
+            context,
+            parent_span_id,
+            parent_is_remote,
+            name,
+            kind,
+            start_unix_nanos: shared.unix_nanos(start),
+            end_unix_nanos: shared.unix_nanos(end),
+            attributes,
+            dropped_attributes,
+            events,
+            dropped_events,
+            links,
+            dropped_links,
+            status,
+        }
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Span");
+        s.field("context", &self.context).field("recording", &self.recording.is_some());
+        if let Some(recording) = &self.recording {
+            s.field("name", &recording.name).field("kind", &recording.kind);
+        }
+        s.finish()
+    }
+}
+
+/// A span that is current until this guard drops; dropping it ends the span. Derefs to the span.
+#[must_use = "the span ends when the guard drops"]
+#[derive(Debug)]
+pub struct EnteredSpan {
+    // Field order matters: the guard must restore the previous context before the span ends.
+    guard: Option<ContextGuard>,
+    span: Span,
+}
+
+impl std::ops::Deref for EnteredSpan {
+    type Target = Span;
+    fn deref(&self) -> &Span {
+        &self.span
+    }
+}
+
+impl std::ops::DerefMut for EnteredSpan {
+    fn deref_mut(&mut self) -> &mut Span {
+        &mut self.span
+    }
+}
+
+impl EnteredSpan {
+    /// Leaves the span (restoring the previous current one) and hands it back, still running.
+    pub fn exit(mut self) -> Span {
+        self.guard.take();
+        std::mem::replace(&mut self.span, Span::non_recording(SpanContext::INVALID))
+    }
+}
