@@ -1,7 +1,6 @@
 //! The current span: a per-thread stack for synchronous code, and a future adapter that carries a
 //! context across `.await` and task hops.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -10,32 +9,18 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::context::SpanContext;
+use crate::pipeline;
 use crate::span::Span;
-
-thread_local! {
-    static CURRENT: RefCell<Vec<SpanContext>> = const { RefCell::new(Vec::new()) };
-}
 
 /// The context of the current span on this thread, if any.
 pub fn current_context() -> Option<SpanContext> {
-    CURRENT.with(|stack| stack.borrow().last().cloned())
-}
-
-/// Runs `f` with the current context, without cloning it.
-#[inline]
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
-    CURRENT.with(|stack| f(stack.borrow().last()))
+    pipeline::current()
 }
 
 /// Makes `context` the current one on this thread until the guard drops (an extracted remote
 /// parent, say), so spans started with [`Tracer::start`](crate::Tracer::start) become its children.
 pub fn attach(context: SpanContext) -> ContextGuard {
-    let depth = CURRENT.with(|stack| {
-        let mut stack = stack.borrow_mut();
-        stack.push(context);
-        stack.len() - 1
-    });
-    ContextGuard { depth, _same_thread: PhantomData }
+    ContextGuard { depth: pipeline::push_current(context), _same_thread: PhantomData }
 }
 
 /// Restores the previous current context when dropped. Not `Send`: it must drop on the thread
@@ -51,7 +36,7 @@ impl Drop for ContextGuard {
     fn drop(&mut self) {
         // Truncating (rather than popping) restores the state from before this guard even if
         // guards are dropped out of order.
-        let _ = CURRENT.try_with(|stack| stack.borrow_mut().truncate(self.depth));
+        pipeline::truncate_current(self.depth);
     }
 }
 

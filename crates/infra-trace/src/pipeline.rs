@@ -1,24 +1,24 @@
 //! From an ended span to the exporters.
 //!
-//! A span that ends goes into a buffer owned by the ending thread (one uncontended lock, no shared
-//! cache line with other threads). The batch worker, a named thread, sweeps every thread's buffer on
-//! a schedule, or as soon as one holds a full batch, and hands the spans to each exporter in batches.
-//! `force_flush` and shutdown sweep the same buffers, so a span is never stranded on an idle thread.
-//!
-//! Recordings stay boxed all the way (clippy's `vec_box` is allowed for that reason): the boxes
-//! cycle between a thread and the worker and are reused, so a span costs no allocation, and a
-//! thread's buffer moves 8 bytes per span instead of the whole recording.
-#![allow(clippy::vec_box)]
-
+//! A span that ends inside an entered span (the thread's current-span stack is not empty) is staged
+//! in a vector only its thread touches: no lock, no atomic, no shared cache line. The stage is handed
+//! over to the thread's buffer for the tracer, under that buffer's lock, when the thread leaves its
+//! outermost entered span (the end of a request, of a poll of an instrumented future), when it holds
+//! a batch's worth, or when the thread exits; a span ending outside any entered span is handed over
+//! at once. The batch worker, a named thread, sweeps every buffer on a schedule or as soon as one
+//! holds a full batch and hands the spans to each exporter in batches. `force_flush` and shutdown
+//! sweep the same buffers, so nothing handed over is ever stranded on an idle thread.
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::thread::Thread;
 use std::time::Duration;
 
+use crate::context::SpanContext;
 use crate::data::SpanData;
+use crate::data::SpanLimits;
 use crate::export::{Resource, SpanExporter};
-use crate::span::Recording;
+use crate::span::{Ended, Recording};
 
 /// How ended spans reach the exporters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,7 @@ pub(crate) struct Counters {
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) processor: Processor,
+    pub(crate) limits: SpanLimits,
     pub(crate) clock: quanta::Clock,
     anchor_raw: u64,
     anchor_unix_nanos: u64,
@@ -81,10 +82,12 @@ pub(crate) struct Shared {
     exporters: RwLock<Vec<Arc<dyn SpanExporter>>>,
     buffers: Mutex<Vec<Arc<ThreadBuffer>>>,
     /// Held while spans are swept and exported, so exporters are called from one thread at a time.
-    export_lock: Mutex<()>,
+    export_lock: Mutex<Scratch>,
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) worker: OnceLock<Thread>,
+    /// Set while the worker is parked; a thread wakes it only then.
+    worker_parked: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -102,63 +105,56 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The worker's reusable vectors; its lock also keeps exporters to one thread at a time.
+#[derive(Default)]
+struct Scratch {
+    ended: Vec<Ended>,
+    batch: Vec<SpanData>,
+}
+
 /// Tracers by id, so a span ending on a thread that has no buffer for its tracer yet can find it.
 static REGISTRY: Mutex<Vec<(u64, Weak<Shared>)>> = Mutex::new(Vec::new());
 
-/// Emptied recording boxes a thread keeps for the spans it starts.
-const SPARE_BOXES: usize = 1024;
-
-/// What a thread keeps for itself: its buffers, one per tracer it has ended spans for, and
-/// emptied boxes for new recordings.
+/// What a thread keeps for itself: its current-span stack and, per tracer it has ended spans for,
+/// its buffer and the spans it has staged.
 struct Local {
-    buffers: Vec<LocalBuffer>,
-    spares: Vec<Box<Recording>>,
+    current: Vec<SpanContext>,
+    tracers: Vec<LocalTracer>,
 }
 
-struct LocalBuffer {
+struct LocalTracer {
     buffer: Arc<ThreadBuffer>,
-    /// Spans pushed since the worker was last woken by this thread.
+    stage: Vec<Ended>,
+    /// Spans handed over since this thread last woke the worker.
     since_wake: usize,
 }
 
-thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local { buffers: Vec::new(), spares: Vec::new() }) };
-}
-
-/// A box for a new span's recording: a spare one when this thread has one, so boxes cycle between
-/// the thread and the worker instead of being allocated on one and freed on the other, which the
-/// allocator makes slow.
-#[inline]
-pub(crate) fn recording_box(recording: Recording) -> Box<Recording> {
-    let spare = LOCAL.try_with(|local| local.borrow_mut().spares.pop()).ok().flatten();
-    match spare {
-        Some(mut boxed) => {
-            *boxed = recording;
-            boxed
+impl Drop for Local {
+    fn drop(&mut self) {
+        // A thread that exits hands over what it staged.
+        for tracer in &mut self.tracers {
+            tracer.hand_over();
         }
-        None => Box::new(recording),
     }
 }
 
-/// One thread's ended spans for one tracer. The lock is the thread's own: only the worker's sweep
-/// (which swaps the whole vector out at once) ever contends for it.
-pub(crate) struct ThreadBuffer {
-    tracer_id: u64,
-    pending: Mutex<Pending>,
-    shared: Arc<Shared>,
+thread_local! {
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { current: Vec::new(), tracers: Vec::new() }) };
 }
 
-/// Ended spans waiting for the worker, and the emptied boxes the worker hands back.
-#[derive(Default)]
-struct Pending {
-    ended: Vec<Box<Recording>>,
-    spare: Vec<Box<Recording>>,
+/// One thread's handed-over spans for one tracer. The lock is the thread's own: only the worker's
+/// sweep, which swaps the whole vector out at once, ever contends for it.
+pub(crate) struct ThreadBuffer {
+    tracer_id: u64,
+    ended: Mutex<Vec<Ended>>,
+    shared: Arc<Shared>,
 }
 
 impl Shared {
     pub(crate) fn new(
         processor: Processor,
         clock: quanta::Clock,
+        limits: SpanLimits,
         resource: Resource,
         exporters: Vec<Arc<dyn SpanExporter>>,
     ) -> Arc<Shared> {
@@ -167,16 +163,18 @@ impl Shared {
         let shared = Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             processor,
+            limits,
             anchor_raw: clock.raw(),
             clock,
             anchor_unix_nanos,
             resource,
             exporters: RwLock::new(exporters),
             buffers: Mutex::new(Vec::new()),
-            export_lock: Mutex::new(()),
+            export_lock: Mutex::new(Scratch::default()),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             worker: OnceLock::new(),
+            worker_parked: AtomicBool::new(false),
             last_error: Mutex::new(None),
         });
         let mut registry = lock(&REGISTRY);
@@ -197,7 +195,7 @@ impl Shared {
 
     /// Spans waiting in threads' buffers.
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.buffers).iter().map(|b| lock(&b.pending).ended.len()).sum()
+        lock(&self.buffers).iter().map(|b| lock(&b.ended).len()).sum()
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {
@@ -206,40 +204,43 @@ impl Shared {
 
     /// Moves every thread's ended spans to the exporters. Returns how many it moved.
     pub(crate) fn sweep(&self) -> usize {
-        let _exporting = lock(&self.export_lock);
+        let mut scratch = lock(&self.export_lock);
+        let scratch = &mut *scratch;
         self.counters.sweeps.fetch_add(1, Ordering::Relaxed);
         let buffers: Vec<Arc<ThreadBuffer>> = lock(&self.buffers).clone();
-        let mut batch: Vec<SpanData> = Vec::new();
-        let mut ended = Vec::new();
+        let batch_size = match self.processor {
+            Processor::Batch(config) => config.max_export_batch_size.max(1),
+            Processor::Simple => usize::MAX,
+        };
+        let mut moved = 0;
         for buffer in &buffers {
-            // Swapping leaves the thread a vector with capacity, so its hot path does not reallocate.
-            std::mem::swap(&mut ended, &mut lock(&buffer.pending).ended);
-            if ended.is_empty() {
-                continue;
+            // Swapping leaves the thread a vector with capacity, so handing over does not reallocate.
+            std::mem::swap(&mut scratch.ended, &mut *lock(&buffer.ended));
+            moved += scratch.ended.len();
+            let mut spans = scratch.ended.drain(..).peekable();
+            while spans.peek().is_some() {
+                // Converted a batch at a time into a vector that is reused: a sweep's worth at once
+                // would be megabytes of fresh memory, page-faulted in on every sweep.
+                scratch.batch.extend(spans.by_ref().take(batch_size).map(|span| span.finish(self)));
+                self.export(&scratch.batch);
+                scratch.batch.clear();
             }
-            batch.extend(ended.iter_mut().map(|boxed| Recording::take(boxed).finish(self)));
-            let mut pending = lock(&buffer.pending);
-            let room = SPARE_BOXES.saturating_sub(pending.spare.len());
-            pending.spare.extend(ended.drain(..).take(room));
-            ended.clear();
         }
         // Buffers of threads that have ended (only the list and `buffers` above hold them) and
         // that are now empty are forgotten.
         drop(buffers);
-        lock(&self.buffers).retain(|b| Arc::strong_count(b) > 1 || !lock(&b.pending).ended.is_empty());
-        let moved = batch.len();
-        self.export(batch);
+        lock(&self.buffers).retain(|b| Arc::strong_count(b) > 1 || !lock(&b.ended).is_empty());
         moved
     }
 
     /// Hands the spans to every exporter in batches.
-    fn export(&self, batch: Vec<SpanData>) {
+    fn export(&self, batch: &[SpanData]) {
         if batch.is_empty() {
             return;
         }
         self.counters.accepted.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let (mut attributes, mut events, mut links) = (0u64, 0u64, 0u64);
-        for span in &batch {
+        for span in batch {
             attributes += u64::from(span.dropped_attributes);
             events += u64::from(span.dropped_events);
             links += u64::from(span.dropped_links);
@@ -292,46 +293,10 @@ impl Shared {
     }
 
     fn register_buffer(self: &Arc<Self>) -> Arc<ThreadBuffer> {
-        let buffer = Arc::new(ThreadBuffer {
-            tracer_id: self.id,
-            pending: Mutex::new(Pending::default()),
-            shared: Arc::clone(self),
-        });
+        let buffer =
+            Arc::new(ThreadBuffer { tracer_id: self.id, ended: Mutex::new(Vec::new()), shared: Arc::clone(self) });
         lock(&self.buffers).push(Arc::clone(&buffer));
         buffer
-    }
-}
-
-/// Hands an ended span to its tracer's pipeline, reading the end time on the tracer's clock.
-#[inline]
-pub(crate) fn end_span(recording: Box<Recording>) {
-    let tracer_id = recording.tracer_id;
-    let mut pending = Some(recording);
-    let _ = LOCAL.try_with(|local| {
-        let mut local = local.borrow_mut();
-        let Local { buffers, spares } = &mut *local;
-        if let Some(entry) = buffers.iter_mut().find(|b| b.buffer.tracer_id == tracer_id)
-            && let Some(mut recording) = pending.take()
-        {
-            recording.end = entry.buffer.shared.clock.raw();
-            entry.buffer.push(recording, &mut entry.since_wake, spares);
-        }
-    });
-    if let Some(recording) = pending {
-        end_span_slow(recording);
-    }
-}
-
-/// A raw reading of the clock of the tracer with this id.
-#[inline]
-pub(crate) fn now(tracer_id: u64) -> u64 {
-    let found = LOCAL.try_with(|local| {
-        let local = local.borrow();
-        local.buffers.iter().find(|b| b.buffer.tracer_id == tracer_id).map(|b| b.buffer.shared.clock.raw())
-    });
-    match found {
-        Ok(Some(now)) => now,
-        _ => registered(tracer_id).map_or(0, |shared| shared.clock.raw()),
     }
 }
 
@@ -339,87 +304,222 @@ fn registered(tracer_id: u64) -> Option<Arc<Shared>> {
     lock(&REGISTRY).iter().find(|(id, _)| *id == tracer_id).and_then(|(_, weak)| weak.upgrade())
 }
 
+/// The current context, cloned.
+#[inline]
+pub(crate) fn current() -> Option<SpanContext> {
+    LOCAL.try_with(|local| local.try_borrow().ok().and_then(|local| local.current.last().cloned())).ok().flatten()
+}
+
+// The thread-local is only ever borrowed with `try_borrow*`: code run while it is borrowed (a
+// custom sampler, an exporter of the simple processor) may start, enter and end spans itself, and a
+// nested use that finds it borrowed takes a slower path instead of panicking.
+
+/// The depth a guard gets when the stack could not be touched (a nested use during a borrow): its
+/// drop then leaves the stack alone.
+pub(crate) const NOT_PUSHED: usize = usize::MAX;
+
+/// Pushes a current context; returns the depth to truncate back to.
+pub(crate) fn push_current(context: SpanContext) -> usize {
+    LOCAL
+        .try_with(|local| {
+            let Ok(mut local) = local.try_borrow_mut() else { return NOT_PUSHED };
+            local.current.push(context);
+            local.current.len() - 1
+        })
+        .unwrap_or(NOT_PUSHED)
+}
+
+/// Restores the current-span stack to `depth`; leaving the outermost entered span hands over what
+/// the thread staged.
+pub(crate) fn truncate_current(depth: usize) {
+    if depth == NOT_PUSHED {
+        return;
+    }
+    let _ = LOCAL.try_with(|local| {
+        let Ok(mut local) = local.try_borrow_mut() else { return };
+        local.current.truncate(depth);
+        if local.current.is_empty() {
+            for tracer in &mut local.tracers {
+                if !tracer.stage.is_empty() {
+                    tracer.hand_over();
+                }
+            }
+        }
+    });
+}
+
+/// Hands over everything this thread has staged (before a flush from this thread).
+pub(crate) fn hand_over_staged() {
+    let _ = LOCAL.try_with(|local| {
+        let Ok(mut local) = local.try_borrow_mut() else { return };
+        for tracer in &mut local.tracers {
+            tracer.hand_over();
+        }
+    });
+}
+
+/// Ends a sampled span: reads the end time on its tracer's clock and stages or hands it over.
+#[inline]
+pub(crate) fn end_span(context: SpanContext, recording: Recording) {
+    let tracer_id = recording.tracer_id;
+    let mut pending = Some((context, recording));
+    let _ = LOCAL.try_with(|local| {
+        let Ok(mut local) = local.try_borrow_mut() else { return };
+        let Local { current, tracers } = &mut *local;
+        let Some(tracer) = tracers.iter_mut().find(|t| t.buffer.tracer_id == tracer_id) else { return };
+        let Some((context, recording)) = pending.take() else { return };
+        let shared = &*tracer.buffer.shared;
+        let end = shared.clock.raw();
+        tracer.stage.push(Ended { context, recording, end });
+        let batch = match shared.processor {
+            Processor::Batch(config) => config.max_export_batch_size,
+            Processor::Simple => 1,
+        };
+        if current.is_empty() || tracer.stage.len() >= batch {
+            tracer.hand_over();
+        }
+    });
+    if let Some((context, recording)) = pending {
+        end_span_slow(context, recording);
+    }
+}
+
 /// The first span a thread ends for a tracer: find the tracer and give the thread a buffer. A
 /// tracer that is gone has shut down and exported what it had; a span ending later has nowhere to
 /// go and nobody to count it.
 #[cold]
-fn end_span_slow(mut recording: Box<Recording>) {
+fn end_span_slow(context: SpanContext, recording: Recording) {
     let Some(shared) = registered(recording.tracer_id) else { return };
-    recording.end = shared.clock.raw();
-    let buffer = shared.register_buffer();
-    let mut since_wake = 0;
-    let mut spares = Vec::new();
-    buffer.push(recording, &mut since_wake, &mut spares);
+    let end = shared.clock.raw();
+    let mut tracer = LocalTracer { buffer: shared.register_buffer(), stage: Vec::new(), since_wake: 0 };
+    tracer.stage.push(Ended { context, recording, end });
+    tracer.hand_over();
     // During thread teardown the thread-local may be gone; the buffer stays in the tracer's list
     // and the worker still sweeps it.
-    let _ = LOCAL.try_with(|local| local.borrow_mut().buffers.push(LocalBuffer { buffer, since_wake }));
+    let _ = LOCAL.try_with(|local| match local.try_borrow_mut() {
+        Ok(mut local) => local.tracers.push(tracer),
+        // A nested use: the span is handed over already; the buffer stays in the tracer's list
+        // until the worker's sweep finds it empty and unused.
+        Err(_) => drop(tracer),
+    });
 }
 
-impl ThreadBuffer {
-    /// Queues an ended span for export; never blocks.
-    #[inline]
-    fn push(&self, span: Box<Recording>, since_wake: &mut usize, spares: &mut Vec<Box<Recording>>) {
-        let shared = &*self.shared;
+/// A raw reading of the clock of the tracer with this id.
+pub(crate) fn now(tracer_id: u64) -> u64 {
+    with_shared(tracer_id, |shared| shared.clock.raw()).unwrap_or(0)
+}
+
+/// The span limits of the tracer with this id.
+pub(crate) fn limits(tracer_id: u64) -> SpanLimits {
+    with_shared(tracer_id, |shared| shared.limits).unwrap_or_default()
+}
+
+fn with_shared<R>(tracer_id: u64, f: impl Fn(&Shared) -> R) -> Option<R> {
+    let found = LOCAL.try_with(|local| {
+        let local = local.try_borrow().ok()?;
+        local.tracers.iter().find(|t| t.buffer.tracer_id == tracer_id).map(|t| f(&t.buffer.shared))
+    });
+    match found {
+        Ok(Some(result)) => Some(result),
+        _ => registered(tracer_id).map(|shared| f(&shared)),
+    }
+}
+
+impl LocalTracer {
+    /// Moves the stage to the thread's buffer (or, for the simple processor, to the exporters).
+    fn hand_over(&mut self) {
+        if self.stage.is_empty() {
+            return;
+        }
+        let shared = &*self.buffer.shared;
+        let count = self.stage.len() as u64;
         let Processor::Batch(config) = shared.processor else {
             let _exporting = lock(&shared.export_lock);
-            if shared.closed.load(Ordering::SeqCst) {
-                shared.counters.dropped_after_shutdown.fetch_add(1, Ordering::Relaxed);
+            if shared.closed.load(Ordering::Acquire) {
+                self.stage.clear();
+                shared.counters.dropped_after_shutdown.fetch_add(count, Ordering::Relaxed);
             } else {
-                shared.export(vec![(*span).finish(shared)]);
+                let spans: Vec<SpanData> = self.stage.drain(..).map(|span| span.finish(shared)).collect();
+                shared.export(&spans);
             }
             return;
         };
-        let mut pending = lock(&self.pending);
+        let mut ended = lock(&self.buffer.ended);
         // Checked under the lock: shutdown sets `closed` before its final sweep takes this lock,
         // so a span either makes the sweep or is counted here.
         if shared.closed.load(Ordering::Acquire) {
-            drop(pending);
-            shared.counters.dropped_after_shutdown.fetch_add(1, Ordering::Relaxed);
-            recycle(span, spares);
+            drop(ended);
+            self.stage.clear();
+            shared.counters.dropped_after_shutdown.fetch_add(count, Ordering::Relaxed);
             return;
         }
-        if pending.ended.len() >= config.max_queue_size {
-            drop(pending);
-            shared.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            recycle(span, spares);
-            self.wake();
-            return;
+        let room = config.max_queue_size.saturating_sub(ended.len());
+        let dropped = self.stage.len().saturating_sub(room);
+        if dropped > 0 {
+            self.stage.truncate(room);
         }
-        pending.ended.push(span);
-        if spares.is_empty() && !pending.spare.is_empty() {
-            std::mem::swap(spares, &mut pending.spare);
+        if ended.is_empty() {
+            // The common case: the worker took the last batch, so trade vectors instead of copying.
+            std::mem::swap(&mut *ended, &mut self.stage);
+        } else {
+            ended.append(&mut self.stage);
         }
-        drop(pending);
-        *since_wake += 1;
-        if *since_wake >= config.max_export_batch_size {
-            *since_wake = 0;
-            self.wake();
+        drop(ended);
+        if dropped > 0 {
+            shared.counters.dropped_queue_full.fetch_add(dropped as u64, Ordering::Relaxed);
+        }
+        self.since_wake += count as usize - dropped;
+        if self.since_wake >= config.max_export_batch_size || dropped > 0 {
+            self.since_wake = 0;
+            shared.wake_worker();
         }
     }
+}
 
-    fn wake(&self) {
-        if let Some(worker) = self.shared.worker.get() {
+/// How long a busy worker waits between sweeps instead of parking: while it is busy, threads that
+/// hand spans over need not wake it (which would cost them a system call).
+const BUSY_POLL: Duration = Duration::from_millis(1);
+
+impl Shared {
+    /// Wakes the worker if it is parked waiting for its schedule.
+    fn wake_worker(&self) {
+        if self.worker_parked.swap(false, Ordering::AcqRel)
+            && let Some(worker) = self.worker.get()
+        {
             worker.unpark();
         }
     }
 }
 
-fn recycle(mut span: Box<Recording>, spares: &mut Vec<Box<Recording>>) {
-    if spares.len() < SPARE_BOXES {
-        drop(Recording::take(&mut span));
-        spares.push(span);
-    }
-}
-
-/// The batch worker: sweep on schedule or when woken, once more after shutdown begins, then stop.
+/// The batch worker: sweep; while sweeps find full batches, sweep again at once; while they find
+/// spans, sweep again a millisecond later; otherwise park
+/// until the schedule or a thread with a full batch wakes it. After shutdown begins it sweeps once
+/// more, flushes the exporters and stops.
 pub(crate) fn run_worker(shared: Arc<Shared>, delay: Duration) {
+    let batch = match shared.processor {
+        Processor::Batch(config) => config.max_export_batch_size,
+        Processor::Simple => 1,
+    };
     loop {
         let closing = shared.closed.load(Ordering::Acquire);
-        shared.sweep();
+        let moved = shared.sweep();
         if closing {
             shared.flush_exporters();
             return;
         }
-        std::thread::park_timeout(delay);
+        if moved >= batch {
+            // Falling behind: sweep again at once.
+            continue;
+        }
+        if moved > 0 && delay > BUSY_POLL {
+            std::thread::sleep(BUSY_POLL);
+        } else {
+            shared.worker_parked.store(true, Ordering::Release);
+            // A shutdown that began before the flag was set must not wait for the schedule.
+            if !shared.closed.load(Ordering::Acquire) {
+                std::thread::park_timeout(delay);
+            }
+            shared.worker_parked.store(false, Ordering::Release);
+        }
     }
 }

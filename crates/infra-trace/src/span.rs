@@ -17,23 +17,24 @@ use crate::pipeline;
 /// tracer nothing.
 pub struct Span {
     context: SpanContext,
-    // Boxed so that a span is small to move and an unsampled one costs no copying; the box goes
-    // to the pipeline as it is when the span ends.
-    recording: Option<Box<Recording>>,
+    recording: Option<Recording>,
 }
 
-/// Everything a sampled span collects before it ends; times are raw readings of the tracer's
-/// clock until the pipeline converts them.
+/// What a sampled span holds while it runs: kept small, so that starting and ending a span moves
+/// little memory; attributes, events, links and status live in [`Extras`], allocated on first use.
+/// Times are raw readings of the tracer's clock until the worker converts them.
 pub(crate) struct Recording {
-    /// Filled in when the span ends.
-    pub(crate) context: SpanContext,
-    pub(crate) end: u64,
     pub(crate) tracer_id: u64,
     pub(crate) parent_span_id: SpanId,
-    pub(crate) parent_is_remote: bool,
     pub(crate) name: Cow<'static, str>,
-    pub(crate) kind: SpanKind,
     pub(crate) start: u64,
+    pub(crate) extras: Option<Box<Extras>>,
+    pub(crate) kind: SpanKind,
+    pub(crate) parent_is_remote: bool,
+}
+
+/// The parts of a recording most spans of a hot path never use.
+pub(crate) struct Extras {
     pub(crate) attributes: Vec<KeyValue>,
     pub(crate) events: Vec<Event>,
     pub(crate) links: Vec<Link>,
@@ -44,8 +45,37 @@ pub(crate) struct Recording {
     pub(crate) limits: SpanLimits,
 }
 
+impl Extras {
+    pub(crate) fn new(limits: SpanLimits) -> Box<Extras> {
+        Box::new(Extras {
+            attributes: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            status: Status::Unset,
+            dropped_attributes: 0,
+            dropped_events: 0,
+            dropped_links: 0,
+            limits,
+        })
+    }
+}
+
+impl Recording {
+    fn extras(&mut self) -> &mut Extras {
+        let tracer_id = self.tracer_id;
+        self.extras.get_or_insert_with(|| Extras::new(pipeline::limits(tracer_id)))
+    }
+}
+
+/// An ended span on its way to the worker.
+pub(crate) struct Ended {
+    pub(crate) context: SpanContext,
+    pub(crate) recording: Recording,
+    pub(crate) end: u64,
+}
+
 impl Span {
-    pub(crate) fn new(context: SpanContext, recording: Option<Box<Recording>>) -> Self {
+    pub(crate) fn new(context: SpanContext, recording: Option<Recording>) -> Self {
         Span { context, recording }
     }
 
@@ -69,14 +99,15 @@ impl Span {
     /// limit, new keys are counted and left out.
     pub fn set_attribute(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let Some(recording) = &mut self.recording else { return };
+        let extras = recording.extras();
         let key = key.into();
         let value = value.into();
-        if let Some(existing) = recording.attributes.iter_mut().find(|kv| kv.key == key) {
+        if let Some(existing) = extras.attributes.iter_mut().find(|kv| kv.key == key) {
             existing.value = value;
-        } else if recording.attributes.len() < recording.limits.attributes as usize {
-            recording.attributes.push(KeyValue { key, value });
+        } else if extras.attributes.len() < extras.limits.attributes as usize {
+            extras.attributes.push(KeyValue { key, value });
         } else {
-            recording.dropped_attributes += 1;
+            extras.dropped_attributes += 1;
         }
     }
 
@@ -90,32 +121,38 @@ impl Span {
     /// Records an event now, with fields (the seed's `add_span_log`).
     pub fn add_event(&mut self, name: impl Into<Cow<'static, str>>, attributes: impl IntoIterator<Item = KeyValue>) {
         let Some(recording) = &mut self.recording else { return };
-        if recording.events.len() >= recording.limits.events as usize {
-            recording.dropped_events += 1;
+        let time = pipeline::now(recording.tracer_id);
+        let extras = recording.extras();
+        if extras.events.len() >= extras.limits.events as usize {
+            extras.dropped_events += 1;
             return;
         }
-        let time = pipeline::now(recording.tracer_id);
-        let (attributes, dropped_attributes) = bounded(attributes, recording.limits.attributes_per_event);
-        recording.events.push(Event { name: name.into(), time_unix_nanos: time, attributes, dropped_attributes });
+        let (attributes, dropped_attributes) = bounded(attributes, extras.limits.attributes_per_event);
+        extras.events.push(Event { name: name.into(), time_unix_nanos: time, attributes, dropped_attributes });
     }
 
     /// Links another span (from this or another trace).
     pub fn add_link(&mut self, context: SpanContext, attributes: impl IntoIterator<Item = KeyValue>) {
         let Some(recording) = &mut self.recording else { return };
-        if recording.links.len() >= recording.limits.links as usize || !context.is_valid() {
-            recording.dropped_links += 1;
+        let extras = recording.extras();
+        if extras.links.len() >= extras.limits.links as usize || !context.is_valid() {
+            extras.dropped_links += 1;
             return;
         }
-        let (attributes, dropped_attributes) = bounded(attributes, recording.limits.attributes_per_link);
-        recording.links.push(Link { context, attributes, dropped_attributes });
+        let (attributes, dropped_attributes) = bounded(attributes, extras.limits.attributes_per_link);
+        extras.links.push(Link { context, attributes, dropped_attributes });
     }
 
     /// Sets how it ended. `Ok` is final: a later `Error` does not override it, as OpenTelemetry
     /// specifies.
     pub fn set_status(&mut self, status: Status) {
         let Some(recording) = &mut self.recording else { return };
-        if recording.status != Status::Ok && status != Status::Unset {
-            recording.status = status;
+        if status == Status::Unset {
+            return;
+        }
+        let extras = recording.extras();
+        if extras.status != Status::Ok {
+            extras.status = status;
         }
     }
 
@@ -189,61 +226,17 @@ fn bounded(attributes: impl IntoIterator<Item = KeyValue>, limit: u32) -> (Vec<K
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        let Some(mut recording) = self.recording.take() else { return };
-        recording.context = std::mem::take(&mut self.context);
-        pipeline::end_span(recording);
+        let Some(recording) = self.recording.take() else { return };
+        pipeline::end_span(std::mem::take(&mut self.context), recording);
     }
 }
 
-impl Recording {
-    /// A recording holding nothing (no allocation), left in a box whose contents were taken.
-    const BLANK: Recording = Recording {
-        context: SpanContext::INVALID,
-        end: 0,
-        tracer_id: 0,
-        parent_span_id: SpanId::INVALID,
-        parent_is_remote: false,
-        name: Cow::Borrowed(""),
-        kind: SpanKind::Internal,
-        start: 0,
-        attributes: Vec::new(),
-        events: Vec::new(),
-        links: Vec::new(),
-        status: Status::Unset,
-        dropped_attributes: 0,
-        dropped_events: 0,
-        dropped_links: 0,
-        limits: SpanLimits { attributes: 0, events: 0, links: 0, attributes_per_event: 0, attributes_per_link: 0 },
-    };
-
-    /// Moves the contents out, leaving the box blank for reuse.
-    pub(crate) fn take(boxed: &mut Recording) -> Recording {
-        std::mem::replace(boxed, Recording::BLANK)
-    }
-
+impl Ended {
     /// The exported form, times converted from clock readings to wall time.
     pub(crate) fn finish(self, shared: &pipeline::Shared) -> SpanData {
-        let Recording {
-            context,
-            end,
-            parent_span_id,
-            parent_is_remote,
-            name,
-            kind,
-            start,
-            attributes,
-            mut events,
-            links,
-            status,
-            dropped_attributes,
-            dropped_events,
-            dropped_links,
-            ..
-        } = self;
-        for event in &mut events {
-            event.time_unix_nanos = shared.unix_nanos(event.time_unix_nanos);
-        }
-        SpanData {
+        let Ended { context, recording, end } = self;
+        let Recording { parent_span_id, name, start, extras, kind, parent_is_remote, .. } = recording;
+        let mut data = SpanData {
             context,
             parent_span_id,
             parent_is_remote,
@@ -251,14 +244,30 @@ impl Recording {
             kind,
             start_unix_nanos: shared.unix_nanos(start),
             end_unix_nanos: shared.unix_nanos(end),
-            attributes,
-            dropped_attributes,
-            events,
-            dropped_events,
-            links,
-            dropped_links,
-            status,
+            attributes: Vec::new(),
+            dropped_attributes: 0,
+            events: Vec::new(),
+            dropped_events: 0,
+            links: Vec::new(),
+            dropped_links: 0,
+            status: Status::Unset,
+        };
+        if let Some(extras) = extras {
+            let Extras {
+                attributes, mut events, links, status, dropped_attributes, dropped_events, dropped_links, ..
+            } = *extras;
+            for event in &mut events {
+                event.time_unix_nanos = shared.unix_nanos(event.time_unix_nanos);
+            }
+            data.attributes = attributes;
+            data.events = events;
+            data.links = links;
+            data.status = status;
+            data.dropped_attributes = dropped_attributes;
+            data.dropped_events = dropped_events;
+            data.dropped_links = dropped_links;
         }
+        data
     }
 }
 

@@ -7,14 +7,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::context::{SpanContext, TraceState};
-use crate::current::with_current;
 use crate::data::{KeyValue, Link, SpanKind, SpanLimits, Status};
 use crate::export::{InMemoryExporter, Resource, SpanExporter};
 use crate::id::{IdGenerator, RandomIds, SpanId, TraceFlags, TraceId};
 use crate::pipeline::{Processor, Shared, run_worker};
 use crate::propagation::{Extractor, Injector, Propagation};
 use crate::sampler::{Sampler, SamplingInput};
-use crate::span::{Recording, Span};
+use crate::span::{Extras, Recording, Span};
 
 /// A tracer configuration the builder cannot accept.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -102,7 +101,6 @@ struct Inner {
     shared: Arc<Shared>,
     sampler: Sampler,
     ids: Option<Arc<dyn IdGenerator>>,
-    limits: SpanLimits,
     propagation: Vec<Propagation>,
     memory: Option<InMemoryExporter>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -151,8 +149,8 @@ impl Tracer {
     /// Starts a span: a child of the current span if there is one, else a root.
     #[inline]
     pub fn start(&self, name: impl Into<Cow<'static, str>>) -> Span {
-        let name = name.into();
-        with_current(|parent| self.start_span(name, SpanKind::Internal, parent, Vec::new(), Vec::new()))
+        let parent = crate::pipeline::current();
+        self.start_span(name.into(), SpanKind::Internal, parent.as_ref(), Vec::new(), Vec::new())
     }
 
     /// Starts a new trace (the seed's `start_trace`), whatever is current.
@@ -207,7 +205,7 @@ impl Tracer {
         result
     }
 
-    #[inline]
+    #[inline(always)]
     fn start_span(
         &self,
         name: Cow<'static, str>,
@@ -238,32 +236,25 @@ impl Tracer {
         if !sampled {
             return Span::new(context, None);
         }
-        let limits = inner.limits;
-        let mut recording = crate::pipeline::recording_box(Recording {
-            context: SpanContext::INVALID,
-            end: 0,
+        let mut recording = Recording {
             tracer_id: shared.id,
             parent_span_id,
-            parent_is_remote,
             name,
-            kind,
             start: shared.clock.raw(),
-            attributes,
-            events: Vec::new(),
-            links,
-            status: Status::Unset,
-            dropped_attributes: 0,
-            dropped_events: 0,
-            dropped_links: 0,
-            limits,
-        });
-        if recording.attributes.len() > limits.attributes as usize {
-            recording.dropped_attributes = (recording.attributes.len() - limits.attributes as usize) as u32;
-            recording.attributes.truncate(limits.attributes as usize);
-        }
-        if recording.links.len() > limits.links as usize {
-            recording.dropped_links = (recording.links.len() - limits.links as usize) as u32;
-            recording.links.truncate(limits.links as usize);
+            extras: None,
+            kind,
+            parent_is_remote,
+        };
+        if !attributes.is_empty() || !links.is_empty() {
+            let limits = shared.limits;
+            let mut extras = Extras::new(limits);
+            extras.dropped_attributes = attributes.len().saturating_sub(limits.attributes as usize) as u32;
+            extras.attributes = attributes;
+            extras.attributes.truncate(limits.attributes as usize);
+            extras.dropped_links = links.len().saturating_sub(limits.links as usize) as u32;
+            extras.links = links;
+            extras.links.truncate(limits.links as usize);
+            recording.extras = Some(extras);
         }
         Span::new(context, Some(recording))
     }
@@ -319,12 +310,16 @@ impl Tracer {
     /// [`TracerBuilder::keep_traces`] was set. Spans still buffered are flushed first.
     pub fn get_trace(&self, trace_id: TraceId) -> Vec<crate::SpanData> {
         let Some(memory) = &self.inner.memory else { return Vec::new() };
+        crate::pipeline::hand_over_staged();
         self.inner.shared.sweep();
         memory.trace(trace_id)
     }
 
-    /// Exports every span ended so far, on every thread, now; returns how many it moved.
+    /// Exports every span handed over so far, on every thread, now, and the spans this thread has
+    /// ended; returns how many it moved. (A thread hands its ended spans over when it leaves its
+    /// outermost entered span, after a batch's worth, or when it exits.)
     pub fn force_flush(&self) -> usize {
+        crate::pipeline::hand_over_staged();
         let moved = self.inner.shared.sweep();
         self.inner.shared.flush_exporters();
         moved
@@ -336,6 +331,7 @@ impl Tracer {
     /// # Errors
     /// Already shut down, or the worker did not finish in time.
     pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), ShutdownError> {
+        crate::pipeline::hand_over_staged();
         self.inner.shutdown(timeout)
     }
 
@@ -491,7 +487,7 @@ impl TracerBuilder {
             exporters.push(Arc::new(memory.clone()));
         }
         let resource = Resource { service_name: self.service_name.into(), attributes: self.resource };
-        let shared = Shared::new(self.processor, self.clock, resource, exporters);
+        let shared = Shared::new(self.processor, self.clock, self.limits, resource, exporters);
         let worker = match self.processor {
             Processor::Batch(config) => {
                 let for_worker = Arc::clone(&shared);
@@ -509,7 +505,6 @@ impl TracerBuilder {
                 shared,
                 sampler,
                 ids: self.ids,
-                limits: self.limits,
                 propagation: self.propagation,
                 memory,
                 worker: Mutex::new(worker),
@@ -576,7 +571,10 @@ impl<'a> SpanBuilder<'a> {
     pub fn start(self) -> Span {
         let SpanBuilder { tracer, name, kind, parent, attributes, links } = self;
         match parent {
-            ParentChoice::Current => with_current(|current| tracer.start_span(name, kind, current, attributes, links)),
+            ParentChoice::Current => {
+                let parent = crate::pipeline::current();
+                tracer.start_span(name, kind, parent.as_ref(), attributes, links)
+            }
             ParentChoice::Root => tracer.start_span(name, kind, None, attributes, links),
             ParentChoice::Explicit(parent) => tracer.start_span(name, kind, Some(parent), attributes, links),
         }
