@@ -1,13 +1,16 @@
 //! infra-trace against fastrace, `tracing` (bare, on the registry subscriber, and with
 //! `tracing-opentelemetry`) and the OpenTelemetry SDK, every one exporting through its batch
-//! processor into an exporter that does nothing. Times are per span.
+//! processor into an exporter that does nothing. Times are per span. fastrace is measured twice:
+//! with a reporter that does nothing (`fastrace`, the whole pipeline like the others) and with no
+//! reporter at all (`fastrace_unreported`, spans collected and discarded).
 //!
 //! - `trace_span/{impl}/{children}`: a root with 1, 10 or 100 children, sampled;
 //! - `trace_span_unsampled/{impl}/{children}`: the same with the trace not sampled (ratio 0 for us,
 //!   1% for the OpenTelemetry SDK, so nearly every trace is dropped);
 //! - `trace_span_2threads/{impl}/10`: two threads each making traces of 10 children at once (wall
 //!   time per span with both busy);
-//! - `trace_propagation/{impl}`: inject a `traceparent` into a header map and extract it again.
+//! - `trace_propagation/{impl}`: inject a `traceparent` into a `HashMap<String, String>` and extract
+//!   it again (`infra_header_only`: format and parse the header alone, no map).
 //!
 //! Each child span is used by reference (`black_box(&span)`), as code that sets attributes on it
 //! would, rather than copied into `black_box` by value, which would charge each implementation for
@@ -126,6 +129,14 @@ fn per_span(iters: u64, children: usize, mut trace: impl FnMut()) -> Duration {
 
 fn span_cost(c: &mut Criterion) {
     let sampled = ours(true);
+    let mut group = c.benchmark_group("trace_span");
+    // fastrace without a reporter collects spans thread-locally and then discards them (the
+    // instrumentation cost alone); this must run before the reporter is set, which is for good.
+    for children in CHILDREN {
+        group.bench_function(BenchmarkId::new("fastrace_unreported", children), |b| {
+            b.iter_custom(|iters| per_span(iters, children, || fastrace_trace(children)))
+        });
+    }
     fastrace::set_reporter(NoopReporter, fastrace::collector::Config::default());
     let otel = otel_provider(1.0);
     let otel_tracer = otel.tracer("bench");
@@ -139,7 +150,6 @@ fn span_cost(c: &mut Criterion) {
         )
     };
 
-    let mut group = c.benchmark_group("trace_span");
     for children in CHILDREN {
         group.bench_function(BenchmarkId::new("infra", children), |b| {
             b.iter_custom(|iters| per_span(iters, children, || ours_trace(&sampled, children)))
@@ -234,6 +244,13 @@ fn propagation(c: &mut Criterion) {
             let mut headers: HashMap<String, String> = HashMap::with_capacity(2);
             infra_trace::TraceContextPropagator.inject(black_box(span.context()), &mut headers);
             black_box(infra_trace::TraceContextPropagator.extract(&headers).unwrap())
+        })
+    });
+    // The same work without the map's allocations and hashing: what the propagator itself costs.
+    group.bench_function("infra_header_only", |b| {
+        b.iter(|| {
+            let header = infra_trace::traceparent(black_box(span.context()));
+            black_box(infra_trace::parse_traceparent(black_box(&header)).unwrap())
         })
     });
     group.bench_function("opentelemetry", |b| {

@@ -125,6 +125,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tracer = Tracer::builder("w3c-trace-context-service").build()?;
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     println!("listening on http://127.0.0.1:{port}/test");
+    serve(listener, tracer)?;
+    Ok(())
+}
+
+/// Answers the harness on `listener`, a thread per connection, until the listener fails.
+/// (`tests/w3c_service.rs` runs this same function.)
+pub fn serve(listener: TcpListener, tracer: Tracer) -> std::io::Result<()> {
     for stream in listener.incoming() {
         let stream = stream?;
         let tracer = tracer.clone();

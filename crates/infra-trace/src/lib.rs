@@ -54,6 +54,9 @@
 //!
 //! - `http`: [`Injector`] and [`Extractor`] for `http::HeaderMap`.
 //! - `otlp`: `OtlpExporter`, OTLP over HTTP/protobuf to a collector's `/v1/traces`.
+//! - `tower`: `ServerLayer` and `ClientLayer`, middleware for `http` services (axum, hyper, tonic):
+//!   a server span per request continuing the caller's trace, a client span per outgoing request
+//!   with its context injected.
 //!
 //! The guide is `docs/trace.md`.
 
@@ -62,6 +65,8 @@ mod current;
 mod data;
 mod export;
 mod id;
+#[cfg(feature = "tower")]
+mod middleware;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod pipeline;
@@ -75,6 +80,8 @@ pub use current::{ContextGuard, FutureExt, Instrumented, attach, current_context
 pub use data::{Event, KeyValue, Link, SpanData, SpanKind, SpanLimits, Status, Value};
 pub use export::{CallbackExporter, ExportError, InMemoryExporter, JsonLinesExporter, Resource, SpanExporter};
 pub use id::{IdGenerator, RandomIds, SpanId, TraceFlags, TraceId};
+#[cfg(feature = "tower")]
+pub use middleware::{ClientLayer, ServerLayer, Traced, TracedClient, TracedServer};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpExporter, OtlpExporterBuilder};
 pub use pipeline::{BatchConfig, Processor};

@@ -13,12 +13,25 @@ pub trait Injector {
 
 /// Reads headers from a carrier. Header names are case-insensitive.
 pub trait Extractor {
-    /// Every value of a header, in order (a header may be sent several times).
-    fn get_all(&self, name: &str) -> Vec<&str>;
+    /// Calls `each` with every value of a header, in order (a header may be sent several times).
+    fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str));
 
-    /// The single value of a header; `None` when absent.
+    /// The first value of a header; `None` when absent.
     fn get(&self, name: &str) -> Option<&str> {
-        self.get_all(name).into_iter().next()
+        let mut first = None;
+        self.for_each(name, &mut |value| {
+            if first.is_none() {
+                first = Some(value);
+            }
+        });
+        first
+    }
+
+    /// Every value of a header, in order.
+    fn get_all(&self, name: &str) -> Vec<&str> {
+        let mut all = Vec::new();
+        self.for_each(name, &mut |value| all.push(value));
+        all
     }
 }
 
@@ -30,8 +43,16 @@ impl Injector for HashMap<String, String> {
 }
 
 impl Extractor for HashMap<String, String> {
-    fn get_all(&self, name: &str) -> Vec<&str> {
-        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
+        // The exact name first: a hash lookup, not a scan, for the common lowercase header.
+        if let Some(value) = self.get(name) {
+            each(value);
+        }
+        for (key, value) in self {
+            if key != name && key.eq_ignore_ascii_case(name) {
+                each(value);
+            }
+        }
     }
 }
 
@@ -43,14 +64,14 @@ impl Injector for Vec<(String, String)> {
 }
 
 impl Extractor for Vec<(String, String)> {
-    fn get_all(&self, name: &str) -> Vec<&str> {
-        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
+        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).for_each(|(_, v)| each(v));
     }
 }
 
 impl Extractor for [(&str, &str)] {
-    fn get_all(&self, name: &str) -> Vec<&str> {
-        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v).collect()
+    fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
+        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).for_each(|(_, v)| each(v));
     }
 }
 
@@ -67,10 +88,12 @@ impl Injector for http::HeaderMap {
 
 #[cfg(feature = "http")]
 impl Extractor for http::HeaderMap {
-    fn get_all(&self, name: &str) -> Vec<&str> {
-        // Values that are not visible ASCII cannot be valid trace headers; they count as absent
-        // here and the header as malformed where that matters.
-        self.get_all(name).iter().map(|v| v.to_str().unwrap_or("\u{0}")).collect()
+    fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
+        // Values that are not visible ASCII cannot be valid trace headers: they are passed on as a
+        // NUL, which every parser here rejects.
+        for value in http::HeaderMap::get_all(self, name) {
+            each(value.to_str().unwrap_or("\u{0}"));
+        }
     }
 }
 
@@ -133,18 +156,35 @@ impl TraceContextPropagator {
     /// # Errors
     /// The `traceparent` header is present but invalid, or sent more than once.
     pub fn extract(&self, carrier: &(impl Extractor + ?Sized)) -> Result<Option<SpanContext>, ExtractError> {
-        let parents = carrier.get_all(TRACEPARENT);
-        let header = match parents.as_slice() {
-            [] => return Ok(None),
-            [one] => *one,
-            many => return Err(ExtractError::DuplicateTraceparent(many.len())),
+        let (mut header, mut count) = (None, 0usize);
+        carrier.for_each(TRACEPARENT, &mut |value| {
+            header = Some(value);
+            count += 1;
+        });
+        let header = match (header, count) {
+            (None, _) => return Ok(None),
+            (Some(one), 1) => one,
+            (Some(_), many) => return Err(ExtractError::DuplicateTraceparent(many)),
         };
         let (trace_id, span_id, flags) = parse_traceparent(header)?;
-        let states = carrier.get_all(TRACESTATE);
-        let state = if states.is_empty() {
-            TraceState::EMPTY
-        } else {
-            TraceState::parse(&states.join(",")).unwrap_or_default()
+        // One tracestate header (the common case) is parsed in place; several are joined first.
+        let (mut single, mut joined, mut count) = (None, String::new(), 0usize);
+        carrier.for_each(TRACESTATE, &mut |value| {
+            count += 1;
+            if count == 1 {
+                single = Some(value);
+            } else {
+                if count == 2 {
+                    joined.push_str(single.unwrap_or_default());
+                }
+                joined.push(',');
+                joined.push_str(value);
+            }
+        });
+        let state = match (count, single) {
+            (0, _) | (_, None) => TraceState::EMPTY,
+            (1, Some(one)) => TraceState::parse(one).unwrap_or_default(),
+            _ => TraceState::parse(&joined).unwrap_or_default(),
         };
         Ok(Some(SpanContext::new(trace_id, span_id, flags, true, state)))
     }
@@ -152,19 +192,23 @@ impl TraceContextPropagator {
 
 /// The `traceparent` value of a context: `00-{trace id}-{span id}-{flags}`.
 pub fn traceparent(context: &SpanContext) -> String {
+    let mut out = [b'-'; 55];
+    out[0] = b'0';
+    out[1] = b'0';
+    let trace = context.trace_id().to_u128().to_be_bytes();
+    write_hex(&mut out[3..35], &trace);
+    write_hex(&mut out[36..52], &context.span_id().to_u64().to_be_bytes());
+    write_hex(&mut out[53..55], &[context.flags().known().bits()]);
+    // Every byte written is ASCII: the conversion cannot fail.
+    std::str::from_utf8(&out).map(str::to_owned).unwrap_or_default()
+}
+
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(55);
-    out.extend_from_slice(b"00-");
-    let trace = context.trace_id().to_u128();
-    out.extend((0..32).rev().map(|i| HEX[((trace >> (i * 4)) & 0xf) as usize]));
-    out.push(b'-');
-    let span = context.span_id().to_u64();
-    out.extend((0..16).rev().map(|i| HEX[((span >> (i * 4)) & 0xf) as usize]));
-    out.push(b'-');
-    let flags = context.flags().known().bits();
-    out.push(HEX[usize::from(flags >> 4)]);
-    out.push(HEX[usize::from(flags & 0xf)]);
-    String::from_utf8(out).unwrap_or_default()
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
 }
 
 /// Parses a `traceparent` value by the specification's rules, including those for versions
