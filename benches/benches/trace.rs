@@ -116,15 +116,41 @@ fn otel_trace(tracer: &opentelemetry_sdk::trace::SdkTracer, children: usize) {
     cx.span().end();
 }
 
-/// Runs `iters` spans' worth of whole traces and reports the time per span.
-fn per_span(iters: u64, children: usize, mut trace: impl FnMut()) -> Duration {
+/// Runs `iters` spans' worth of whole traces and reports the time per span; then, untimed, lets
+/// the implementation drain its backlog (`drain`), so that a pipeline's leftover work never runs
+/// during the next measurement, whoever's it is.
+fn per_span(iters: u64, children: usize, mut trace: impl FnMut(), drain: impl FnOnce()) -> Duration {
     let spans = children as u64 + 1;
     let traces = iters.div_ceil(spans).max(1);
     let start = Instant::now();
     for _ in 0..traces {
         trace();
     }
-    start.elapsed().mul_f64(iters as f64 / (traces * spans) as f64)
+    let elapsed = start.elapsed().mul_f64(iters as f64 / (traces * spans) as f64);
+    drain();
+    elapsed
+}
+
+/// Runs one of our benchmarks and prints how many spans it exported and dropped: a figure bought by
+/// dropping spans would not count.
+fn ours_case(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+    id: BenchmarkId,
+    tracer: &infra_trace::Tracer,
+    run: impl FnMut(&mut criterion::Bencher<'_>),
+) {
+    tracer.force_flush();
+    let before = tracer.stats();
+    group.bench_function(id, run);
+    tracer.force_flush();
+    let after = tracer.stats();
+    let accepted = after.accepted - before.accepted;
+    let dropped = after.dropped_queue_full - before.dropped_queue_full;
+    eprintln!(
+        "infra-trace {label}: {accepted} spans exported, {dropped} dropped ({:.3}%)",
+        100.0 * dropped as f64 / (accepted + dropped).max(1) as f64
+    );
 }
 
 fn span_cost(c: &mut Criterion) {
@@ -134,7 +160,7 @@ fn span_cost(c: &mut Criterion) {
     // instrumentation cost alone); this must run before the reporter is set, which is for good.
     for children in CHILDREN {
         group.bench_function(BenchmarkId::new("fastrace_unreported", children), |b| {
-            b.iter_custom(|iters| per_span(iters, children, || fastrace_trace(children)))
+            b.iter_custom(|iters| per_span(iters, children, || fastrace_trace(children), || ()))
         });
     }
     fastrace::set_reporter(NoopReporter, fastrace::collector::Config::default());
@@ -151,29 +177,62 @@ fn span_cost(c: &mut Criterion) {
     };
 
     for children in CHILDREN {
-        group.bench_function(BenchmarkId::new("infra", children), |b| {
-            b.iter_custom(|iters| per_span(iters, children, || ours_trace(&sampled, children)))
-        });
+        ours_case(
+            &mut group,
+            &format!("trace_span/infra/{children}"),
+            BenchmarkId::new("infra", children),
+            &sampled,
+            |b| {
+                b.iter_custom(|iters| {
+                    per_span(
+                        iters,
+                        children,
+                        || ours_trace(&sampled, children),
+                        || {
+                            sampled.force_flush();
+                        },
+                    )
+                })
+            },
+        );
         group.bench_function(BenchmarkId::new("fastrace", children), |b| {
-            b.iter_custom(|iters| per_span(iters, children, || fastrace_trace(children)))
+            b.iter_custom(|iters| per_span(iters, children, || fastrace_trace(children), fastrace::flush))
         });
         group.bench_function(BenchmarkId::new("tracing", children), |b| {
             b.iter_custom(|iters| {
-                tracing::dispatcher::with_default(&registry, || per_span(iters, children, || tracing_trace(children)))
+                tracing::dispatcher::with_default(&registry, || {
+                    per_span(iters, children, || tracing_trace(children), || ())
+                })
             })
         });
         group.bench_function(BenchmarkId::new("tracing_opentelemetry", children), |b| {
             b.iter_custom(|iters| {
-                tracing::dispatcher::with_default(&with_otel, || per_span(iters, children, || tracing_trace(children)))
+                tracing::dispatcher::with_default(&with_otel, || {
+                    per_span(
+                        iters,
+                        children,
+                        || tracing_trace(children),
+                        || {
+                            let _ = otel_layer_provider.force_flush();
+                        },
+                    )
+                })
             })
         });
         group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
-            b.iter_custom(|iters| per_span(iters, children, || otel_trace(&otel_tracer, children)))
+            b.iter_custom(|iters| {
+                per_span(
+                    iters,
+                    children,
+                    || otel_trace(&otel_tracer, children),
+                    || {
+                        let _ = otel.force_flush();
+                    },
+                )
+            })
         });
     }
     group.finish();
-    report_drops("sampled", &sampled);
-    fastrace::flush();
 }
 
 fn unsampled_cost(c: &mut Criterion) {
@@ -183,10 +242,19 @@ fn unsampled_cost(c: &mut Criterion) {
     let mut group = c.benchmark_group("trace_span_unsampled");
     for children in CHILDREN {
         group.bench_function(BenchmarkId::new("infra", children), |b| {
-            b.iter_custom(|iters| per_span(iters, children, || ours_trace(&unsampled, children)))
+            b.iter_custom(|iters| per_span(iters, children, || ours_trace(&unsampled, children), || ()))
         });
         group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
-            b.iter_custom(|iters| per_span(iters, children, || otel_trace(&otel_tracer, children)))
+            b.iter_custom(|iters| {
+                per_span(
+                    iters,
+                    children,
+                    || otel_trace(&otel_tracer, children),
+                    || {
+                        let _ = otel.force_flush();
+                    },
+                )
+            })
         });
     }
     group.finish();
@@ -198,35 +266,36 @@ fn two_threads(c: &mut Criterion) {
     let otel_tracer = otel.tracer("bench");
     let children = 10;
     let mut group = c.benchmark_group("trace_span_2threads");
-    group.bench_function(BenchmarkId::new("infra", children), |b| {
-        b.iter_custom(|iters| {
-            let traces = iters.div_ceil(children as u64 + 1);
-            run_split(2, traces, |_| ours_trace(&sampled, children)).mul_f64(iters as f64 / (traces * 11) as f64)
-        })
-    });
+    let per_span = |iters: u64, trace: &(dyn Fn() + Sync), drain: &dyn Fn()| {
+        let traces = iters.div_ceil(children as u64 + 1);
+        let elapsed = run_split(2, traces, |_| trace()).mul_f64(iters as f64 / (traces * 11) as f64);
+        drain();
+        elapsed
+    };
+    ours_case(
+        &mut group,
+        &format!("trace_span_2threads/infra/{children}"),
+        BenchmarkId::new("infra", children),
+        &sampled,
+        |b| {
+            b.iter_custom(|iters| {
+                per_span(iters, &|| ours_trace(&sampled, children), &|| {
+                    sampled.force_flush();
+                })
+            })
+        },
+    );
     group.bench_function(BenchmarkId::new("fastrace", children), |b| {
-        b.iter_custom(|iters| {
-            let traces = iters.div_ceil(children as u64 + 1);
-            run_split(2, traces, |_| fastrace_trace(children)).mul_f64(iters as f64 / (traces * 11) as f64)
-        })
+        b.iter_custom(|iters| per_span(iters, &|| fastrace_trace(children), &fastrace::flush))
     });
     group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
         b.iter_custom(|iters| {
-            let traces = iters.div_ceil(children as u64 + 1);
-            run_split(2, traces, |_| otel_trace(&otel_tracer, children)).mul_f64(iters as f64 / (traces * 11) as f64)
+            per_span(iters, &|| otel_trace(&otel_tracer, children), &|| {
+                let _ = otel.force_flush();
+            })
         })
     });
     group.finish();
-    report_drops("two threads", &sampled);
-}
-
-fn report_drops(what: &str, tracer: &infra_trace::Tracer) {
-    tracer.force_flush();
-    let stats = tracer.stats();
-    eprintln!(
-        "infra-trace {what}: {} spans exported, {} dropped (queue full)",
-        stats.exported, stats.dropped_queue_full
-    );
 }
 
 fn propagation(c: &mut Criterion) {
