@@ -32,6 +32,7 @@ fn ours(sampled: bool) -> infra_trace::Tracer {
         max_queue_size: 1 << 16,
         max_export_batch_size: 512,
         scheduled_delay: Duration::from_millis(100),
+        ..infra_trace::BatchConfig::default()
     };
     infra_trace::Tracer::builder("bench")
         .sampler(sampler)

@@ -72,6 +72,7 @@ mod middleware;
 mod otlp;
 mod pipeline;
 mod propagation;
+mod runner;
 mod sampler;
 mod span;
 mod tracer;

@@ -12,12 +12,13 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::context::SpanContext;
 use crate::data::SpanData;
 use crate::data::SpanLimits;
 use crate::export::{Resource, SpanExporter};
+use crate::runner::{Outcome, Runner};
 use crate::span::{Ended, Recording};
 
 /// How ended spans reach the exporters.
@@ -45,12 +46,22 @@ pub struct BatchConfig {
     pub max_export_batch_size: usize,
     /// How often the worker sweeps.
     pub scheduled_delay: Duration,
+    /// How long the worker waits for an exporter with one batch. `None` (the default): exporters
+    /// are called on the worker and bound their own time (the OTLP exporter's timeout does).
+    /// `Some`: each exporter runs on a thread of its own; one that overruns is counted as failed for
+    /// that batch and skipped until it returns, so it never holds up the others.
+    pub export_timeout: Option<Duration>,
 }
 
 impl Default for BatchConfig {
     /// OpenTelemetry's defaults: 2048 queued, batches of 512, every 5 seconds.
     fn default() -> Self {
-        BatchConfig { max_queue_size: 2048, max_export_batch_size: 512, scheduled_delay: Duration::from_secs(5) }
+        BatchConfig {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: None,
+        }
     }
 }
 
@@ -78,8 +89,8 @@ pub(crate) struct Shared {
     pub(crate) clock: quanta::Clock,
     anchor_raw: u64,
     anchor_unix_nanos: u64,
-    pub(crate) resource: Resource,
-    exporters: RwLock<Vec<Arc<dyn SpanExporter>>>,
+    pub(crate) resource: Arc<Resource>,
+    exporters: RwLock<Vec<Arc<ExporterEntry>>>,
     buffers: Mutex<Vec<Arc<ThreadBuffer>>>,
     /// Held while spans are swept and exported, so exporters are called from one thread at a time.
     export_lock: Mutex<Scratch>,
@@ -104,6 +115,23 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An exporter, and its thread once an export timeout asks for one.
+#[derive(Debug)]
+struct ExporterEntry {
+    exporter: Arc<dyn SpanExporter>,
+    runner: OnceLock<Option<Runner>>,
+}
+
+impl ExporterEntry {
+    fn new(exporter: Arc<dyn SpanExporter>) -> Arc<ExporterEntry> {
+        Arc::new(ExporterEntry { exporter, runner: OnceLock::new() })
+    }
+
+    fn runner(&self) -> Option<&Runner> {
+        self.runner.get_or_init(|| Runner::start(Arc::clone(&self.exporter)).ok()).as_ref()
+    }
+}
 
 /// The worker's reusable vectors; its lock also keeps exporters to one thread at a time.
 #[derive(Default)]
@@ -167,8 +195,8 @@ impl Shared {
             anchor_raw: clock.raw(),
             clock,
             anchor_unix_nanos,
-            resource,
-            exporters: RwLock::new(exporters),
+            resource: Arc::new(resource),
+            exporters: RwLock::new(exporters.into_iter().map(ExporterEntry::new).collect()),
             buffers: Mutex::new(Vec::new()),
             export_lock: Mutex::new(Scratch::default()),
             closed: AtomicBool::new(false),
@@ -190,7 +218,7 @@ impl Shared {
     }
 
     pub(crate) fn add_exporter(&self, exporter: Arc<dyn SpanExporter>) {
-        self.exporters.write().unwrap_or_else(PoisonError::into_inner).push(exporter);
+        self.exporters.write().unwrap_or_else(PoisonError::into_inner).push(ExporterEntry::new(exporter));
     }
 
     /// Spans waiting in threads' buffers.
@@ -222,7 +250,7 @@ impl Shared {
                 // Converted a batch at a time into a vector that is reused: a sweep's worth at once
                 // would be megabytes of fresh memory, page-faulted in on every sweep.
                 scratch.batch.extend(spans.by_ref().take(batch_size).map(|span| span.finish(self)));
-                self.export(&scratch.batch);
+                self.export(&mut scratch.batch);
                 scratch.batch.clear();
             }
         }
@@ -233,14 +261,14 @@ impl Shared {
         moved
     }
 
-    /// Hands the spans to every exporter in batches.
-    fn export(&self, batch: &[SpanData]) {
+    /// Hands a batch to every exporter, with a deadline when the processor has one.
+    fn export(&self, batch: &mut Vec<SpanData>) {
         if batch.is_empty() {
             return;
         }
         self.counters.accepted.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let (mut attributes, mut events, mut links) = (0u64, 0u64, 0u64);
-        for span in batch {
+        for span in batch.iter() {
             attributes += u64::from(span.dropped_attributes);
             events += u64::from(span.dropped_events);
             links += u64::from(span.dropped_links);
@@ -249,46 +277,76 @@ impl Shared {
         self.counters.dropped_events.fetch_add(events, Ordering::Relaxed);
         self.counters.dropped_links.fetch_add(links, Ordering::Relaxed);
         let exporters = self.exporters.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let chunk = match self.processor {
-            Processor::Batch(config) => config.max_export_batch_size.max(1),
-            Processor::Simple => batch.len(),
+        let timeout = match self.processor {
+            Processor::Batch(config) => config.export_timeout,
+            Processor::Simple => None,
         };
-        for spans in batch.chunks(chunk) {
-            for exporter in &exporters {
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exporter.export(spans, &self.resource)));
-                let error = match outcome {
-                    Ok(Ok(())) => {
-                        self.counters.exported.fetch_add(spans.len() as u64, Ordering::Relaxed);
-                        continue;
-                    }
-                    Ok(Err(error)) => error.to_string(),
-                    Err(_) => "the exporter panicked".to_owned(),
+        let Some(timeout) = timeout else {
+            for entry in &exporters {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    entry.exporter.export(batch, &self.resource)
+                }));
+                let outcome = match outcome {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err("the exporter panicked".to_owned()),
                 };
-                self.counters.export_failed.fetch_add(spans.len() as u64, Ordering::Relaxed);
-                let first = self.counters.export_errors.fetch_add(1, Ordering::Relaxed) == 0;
-                if first {
-                    // Reported once; the count and the last message stay in the stats.
-                    eprintln!(
-                        "infra-trace: exporter {exporter:?} failed: {error} (further failures are counted in TracerStats)"
-                    );
-                }
-                *lock(&self.last_error) = Some(error);
+                self.count(entry, batch.len(), outcome);
             }
+            return;
+        };
+        // Each exporter on its own thread; the batch is shared, not copied, and comes back for
+        // reuse unless an exporter that overran still holds it.
+        let spans = Arc::new(std::mem::take(batch));
+        let deadline = Instant::now() + timeout;
+        let waiting: Vec<_> = exporters
+            .iter()
+            .map(|entry| (entry, entry.runner().and_then(|runner| runner.submit(&spans, &self.resource))))
+            .collect();
+        for (entry, reply) in waiting {
+            let outcome = match reply {
+                None => {
+                    Err("skipped: the exporter is still busy with a batch that overran its export timeout".to_owned())
+                }
+                Some(reply) => match reply.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(format!("the export took longer than the export timeout of {timeout:?}")),
+                },
+            };
+            self.count(entry, spans.len(), outcome);
         }
+        *batch = Arc::try_unwrap(spans).unwrap_or_default();
+    }
+
+    /// Counts one exporter's result for a batch of `spans`.
+    fn count(&self, entry: &ExporterEntry, spans: usize, outcome: Outcome) {
+        let Err(error) = outcome else {
+            self.counters.exported.fetch_add(spans as u64, Ordering::Relaxed);
+            return;
+        };
+        self.counters.export_failed.fetch_add(spans as u64, Ordering::Relaxed);
+        let first = self.counters.export_errors.fetch_add(1, Ordering::Relaxed) == 0;
+        if first {
+            // Reported once; the count and the last message stay in the stats.
+            eprintln!(
+                "infra-trace: exporter {:?} failed: {error} (further failures are counted in TracerStats)",
+                entry.exporter
+            );
+        }
+        *lock(&self.last_error) = Some(error);
     }
 
     pub(crate) fn flush_exporters(&self) {
         let exporters = self.exporters.read().unwrap_or_else(PoisonError::into_inner).clone();
-        for exporter in exporters {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exporter.force_flush()));
+        for entry in exporters {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.exporter.force_flush()));
         }
     }
 
     pub(crate) fn shutdown_exporters(&self) {
         let exporters = self.exporters.read().unwrap_or_else(PoisonError::into_inner).clone();
-        for exporter in exporters {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exporter.shutdown()));
+        for entry in exporters {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.exporter.shutdown()));
         }
     }
 
@@ -439,8 +497,8 @@ impl LocalTracer {
                 self.stage.clear();
                 shared.counters.dropped_after_shutdown.fetch_add(count, Ordering::Relaxed);
             } else {
-                let spans: Vec<SpanData> = self.stage.drain(..).map(|span| span.finish(shared)).collect();
-                shared.export(&spans);
+                let mut spans: Vec<SpanData> = self.stage.drain(..).map(|span| span.finish(shared)).collect();
+                shared.export(&mut spans);
             }
             return;
         };

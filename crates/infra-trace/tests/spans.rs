@@ -168,8 +168,12 @@ fn links_to_spans_of_other_traces_are_kept() {
 #[test]
 fn spans_ended_on_many_threads_are_all_exported_at_shutdown() {
     let spans = InMemoryExporter::new(1_000_000);
-    let config =
-        BatchConfig { max_queue_size: 100_000, max_export_batch_size: 512, scheduled_delay: Duration::from_secs(3600) };
+    let config = BatchConfig {
+        max_queue_size: 100_000,
+        max_export_batch_size: 512,
+        scheduled_delay: Duration::from_secs(3600),
+        ..BatchConfig::default()
+    };
     let tracer = Tracer::builder("test").processor(Processor::Batch(config)).exporter(spans.clone()).build().unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -223,8 +227,12 @@ impl SpanExporter for Failing {
 fn a_failing_slow_exporter_never_blocks_callers_and_its_drops_are_counted() {
     let calls = Arc::new(AtomicUsize::new(0));
     let good = InMemoryExporter::new(100_000);
-    let config =
-        BatchConfig { max_queue_size: 1000, max_export_batch_size: 100, scheduled_delay: Duration::from_millis(5) };
+    let config = BatchConfig {
+        max_queue_size: 1000,
+        max_export_batch_size: 100,
+        scheduled_delay: Duration::from_millis(5),
+        ..BatchConfig::default()
+    };
     let tracer = Tracer::builder("test")
         .processor(Processor::Batch(config))
         .exporter(Failing { calls: Arc::clone(&calls) })
@@ -314,4 +322,52 @@ fn handles_are_send_and_sync() {
     send_sync::<InMemoryExporter>();
     send::<infra_trace::Span>();
     send::<infra_trace::Instrumented<std::future::Ready<()>>>();
+}
+
+/// Hangs for 800 ms on its first batch, then exports at once.
+#[derive(Debug, Default)]
+struct Hanging {
+    calls: AtomicUsize,
+}
+
+impl SpanExporter for Hanging {
+    fn export(&self, _: &[SpanData], _: &Resource) -> Result<(), ExportError> {
+        if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn an_export_timeout_keeps_a_hung_exporter_from_holding_up_the_others() {
+    let good = InMemoryExporter::new(1000);
+    let config = BatchConfig {
+        scheduled_delay: Duration::from_secs(3600),
+        export_timeout: Some(Duration::from_millis(50)),
+        ..BatchConfig::default()
+    };
+    let tracer = Tracer::builder("test")
+        .processor(Processor::Batch(config))
+        .exporter(Hanging::default())
+        .exporter(good.clone())
+        .build()
+        .unwrap();
+    drop(tracer.start_root("first"));
+    let started = std::time::Instant::now();
+    tracer.force_flush();
+    drop(tracer.start_root("second"));
+    tracer.force_flush();
+    // Two batches, each waiting at most the 50 ms timeout for the hung exporter (the second one
+    // not at all: it is skipped while still busy), never its 800 ms.
+    assert!(started.elapsed() < Duration::from_millis(600), "flushes took {:?}", started.elapsed());
+    assert_eq!(good.len(), 2, "the other exporter got both batches");
+    let stats = tracer.stats();
+    assert_eq!((stats.exported, stats.export_failed, stats.export_errors), (2, 2, 2));
+    assert!(tracer.last_export_error().unwrap().contains("still busy"), "{:?}", tracer.last_export_error());
+    // Once it returns it takes batches again.
+    std::thread::sleep(Duration::from_millis(900));
+    drop(tracer.start_root("third"));
+    tracer.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(tracer.stats().exported, 4);
 }
