@@ -362,6 +362,22 @@ fn registered(tracer_id: u64) -> Option<Arc<Shared>> {
     lock(&REGISTRY).iter().find(|(id, _)| *id == tracer_id).and_then(|(_, weak)| weak.upgrade())
 }
 
+/// The context for a non-recording child of the current span, when that is a local unsampled span:
+/// under a sampler that follows its parent, a child of an unsampled local span is unsampled too,
+/// and recording nothing it needs no identity of its own (downstream services see the enclosing
+/// span's id, as through a pass-through proxy).
+#[inline]
+pub(crate) fn unsampled_parent() -> Option<SpanContext> {
+    LOCAL
+        .try_with(|local| {
+            let local = local.try_borrow().ok()?;
+            let parent = local.current.last()?;
+            (!parent.is_sampled() && !parent.is_remote()).then(|| parent.clone())
+        })
+        .ok()
+        .flatten()
+}
+
 /// The current context, cloned.
 #[inline]
 pub(crate) fn current() -> Option<SpanContext> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::context::{SpanContext, TraceState};
-use crate::id::{SpanId, TraceFlags, TraceId, parse_any_hex, parse_lower_hex};
+use crate::id::{SpanId, TraceFlags, TraceId, eight_hex_ascii, parse_any_hex, parse_lower_hex};
 
 /// Writes headers into a carrier.
 pub trait Injector {
@@ -37,19 +37,19 @@ pub trait Extractor {
 
 impl Injector for HashMap<String, String> {
     fn set(&mut self, name: &str, value: String) {
-        self.retain(|k, _| !k.eq_ignore_ascii_case(name));
+        if !self.is_empty() {
+            self.retain(|k, _| !(k.len() == name.len() && k.eq_ignore_ascii_case(name)));
+        }
         self.insert(name.to_owned(), value);
     }
 }
 
 impl Extractor for HashMap<String, String> {
     fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
-        // The exact name first: a hash lookup, not a scan, for the common lowercase header.
-        if let Some(value) = self.get(name) {
-            each(value);
-        }
+        // Names are case-insensitive, so every key must be looked at anyway: one scan, no hashing
+        // (comparing lengths first rejects most keys at once).
         for (key, value) in self {
-            if key != name && key.eq_ignore_ascii_case(name) {
+            if key.len() == name.len() && key.eq_ignore_ascii_case(name) {
                 each(value);
             }
         }
@@ -193,22 +193,18 @@ impl TraceContextPropagator {
 /// The `traceparent` value of a context: `00-{trace id}-{span id}-{flags}`.
 pub fn traceparent(context: &SpanContext) -> String {
     let mut out = [b'-'; 55];
-    out[0] = b'0';
-    out[1] = b'0';
-    let trace = context.trace_id().to_u128().to_be_bytes();
-    write_hex(&mut out[3..35], &trace);
-    write_hex(&mut out[36..52], &context.span_id().to_u64().to_be_bytes());
-    write_hex(&mut out[53..55], &[context.flags().known().bits()]);
+    out[..2].copy_from_slice(b"00");
+    let trace = context.trace_id().to_u128();
+    for (i, shift) in [96u32, 64, 32, 0].into_iter().enumerate() {
+        out[3 + 8 * i..11 + 8 * i].copy_from_slice(&eight_hex_ascii((trace >> shift) as u32));
+    }
+    let span = context.span_id().to_u64();
+    out[36..44].copy_from_slice(&eight_hex_ascii((span >> 32) as u32));
+    out[44..52].copy_from_slice(&eight_hex_ascii(span as u32));
+    let flags = eight_hex_ascii(u32::from(context.flags().known().bits()));
+    out[53..55].copy_from_slice(&flags[6..]);
     // Every byte written is ASCII: the conversion cannot fail.
     std::str::from_utf8(&out).map(str::to_owned).unwrap_or_default()
-}
-
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
-    }
 }
 
 /// Parses a `traceparent` value by the specification's rules, including those for versions
@@ -218,8 +214,7 @@ fn write_hex(out: &mut [u8], bytes: &[u8]) {
 /// What makes the value invalid.
 pub fn parse_traceparent(value: &str) -> Result<(TraceId, SpanId, TraceFlags), ExtractError> {
     let invalid = |reason| ExtractError::Traceparent { value: cut(value), reason };
-    let trimmed = value.trim_matches(|c| c == ' ' || c == '\t');
-    let bytes = trimmed.as_bytes();
+    let bytes = trim_ows(value.as_bytes());
     if bytes.len() < 3 || bytes[2] != b'-' {
         return Err(invalid("it does not start with a two-digit version and a dash"));
     }
@@ -253,6 +248,14 @@ pub fn parse_traceparent(value: &str) -> Result<(TraceId, SpanId, TraceFlags), E
     let flags =
         parse_lower_hex(&bytes[53..55], 2).ok_or_else(|| invalid("the flags are not two lowercase hex digits"))?;
     Ok((TraceId::from_u128(trace_id), SpanId::from_u64(span_id as u64), TraceFlags::new(flags as u8)))
+}
+
+/// Optional whitespace (spaces and tabs, nothing else) off both ends.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 /// B3 propagation (Zipkin): the single `b3` header or the `X-B3-*` headers.

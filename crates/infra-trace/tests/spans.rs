@@ -126,6 +126,26 @@ fn unsampled_spans_propagate_but_are_never_exported() {
 }
 
 #[test]
+fn spans_under_an_unsampled_local_span_share_its_context() {
+    let spans = InMemoryExporter::new(10);
+    let tracer = Tracer::builder("test").sample_rate(0.0).exporter(spans.clone()).build().unwrap();
+    let root = tracer.start_root("op").entered();
+    assert!(!root.is_recording());
+    let child = tracer.start("child");
+    let built = tracer.span("built").kind(SpanKind::Client).start();
+    assert!(!child.is_recording() && !built.is_recording());
+    assert_eq!(child.context(), root.context());
+    assert_eq!(built.context(), root.context());
+    // A sampler that decides per span gives every span its own identity.
+    let ratio = Tracer::builder("test").sampler(Sampler::TraceIdRatio(0.0)).build().unwrap();
+    let root = ratio.start_root("op").entered();
+    assert_ne!(ratio.start("child").context().span_id(), root.context().span_id());
+    drop((child, built));
+    tracer.force_flush();
+    assert!(spans.is_empty());
+}
+
+#[test]
 fn a_sampled_remote_parent_is_honoured_by_the_default_sampler() {
     let spans = InMemoryExporter::new(10);
     let tracer = Tracer::builder("test").sample_rate(0.0).exporter(spans.clone()).build().unwrap();
