@@ -10,7 +10,8 @@
 //! - `trace_span_2threads/{impl}/10`: two threads each making traces of 10 children at once (wall
 //!   time per span with both busy);
 //! - `trace_propagation/{impl}`: inject a `traceparent` into a `HashMap<String, String>` and extract
-//!   it again (`infra_header_only`: format and parse the header alone, no map).
+//!   it again (`infra_header_only`: format and parse the header alone, no map; `hashmap_floor`: the
+//!   map alone, filled with an already formatted header and read back).
 //!
 //! Each child span is used by reference (`black_box(&span)`), as code that sets attributes on it
 //! would, rather than copied into `black_box` by value, which would charge each implementation for
@@ -321,6 +322,16 @@ fn propagation(c: &mut Criterion) {
         b.iter(|| {
             let header = infra_trace::traceparent(black_box(span.context()));
             black_box(infra_trace::parse_traceparent(black_box(&header)).unwrap())
+        })
+    });
+    // The carrier alone: the same map filled with an already formatted header and read back.
+    let formatted = infra_trace::traceparent(span.context());
+    group.bench_function("hashmap_floor", |b| {
+        b.iter(|| {
+            let mut headers: HashMap<String, String> = HashMap::with_capacity(2);
+            headers.insert("traceparent".to_owned(), black_box(&formatted).clone());
+            black_box(headers.get("traceparent").map(String::len));
+            black_box(headers.get("tracestate").map(String::len))
         })
     });
     group.bench_function("opentelemetry", |b| {
