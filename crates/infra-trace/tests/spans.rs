@@ -391,3 +391,57 @@ fn an_export_timeout_keeps_a_hung_exporter_from_holding_up_the_others() {
     tracer.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(tracer.stats().exported, 4);
 }
+
+#[test]
+fn every_span_ended_during_a_shutdown_is_exported_or_counted() {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    for round in 0..20 {
+        let exported = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&exported);
+        let config = BatchConfig {
+            max_queue_size: 4096,
+            max_export_batch_size: 64,
+            scheduled_delay: Duration::from_millis(1),
+            ..BatchConfig::default()
+        };
+        let tracer = Tracer::builder("test")
+            .processor(Processor::Batch(config))
+            .exporter(CallbackExporter::new(move |spans, _| {
+                seen.fetch_add(spans.len() as u64, Ordering::Relaxed);
+            }))
+            .build()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..3)
+            .map(|i| {
+                let (tracer, stop) = (tracer.clone(), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut ended = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        // Alternate spans ended inside an entered span (staged) and outside (handed
+                        // over at once), so shutdown meets both.
+                        if i % 2 == 0 {
+                            let root = tracer.start_root("root").entered();
+                            drop(tracer.start("child"));
+                            drop(root);
+                            ended += 2;
+                        } else {
+                            drop(tracer.start_root("lone"));
+                            ended += 1;
+                        }
+                    }
+                    ended
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2 + round % 5));
+        tracer.shutdown_with_timeout(Duration::from_secs(10)).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        stop.store(true, Ordering::Relaxed);
+        let ended: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        let stats = tracer.stats();
+        let accounted = exported.load(Ordering::Relaxed) + stats.dropped_after_shutdown + stats.dropped_queue_full;
+        assert_eq!(accounted, ended, "round {round}: {stats:?}");
+        assert_eq!(stats.exported, exported.load(Ordering::Relaxed));
+    }
+}
