@@ -1,0 +1,75 @@
+//! infra-log's hot path against `tracing` with `tracing-appender`'s non-blocking writer and the JSON
+//! formatter, each writing JSON lines to a file: a call with three fields (a string, an integer, a
+//! float). ftlog and fast_log are in `log_ftlog.rs` and `log_fast_log.rs` (each installs itself as
+//! the process's one `log` logger) under the same group names.
+//!
+//! - `log_call/{impl}`: time per call (criterion);
+//! - per-call p50 and p99 and the drops of each run are printed (`log latency ...` lines): a figure
+//!   bought by dropping entries does not count.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use infra_benches::latency;
+
+fn infra() -> infra_log::LogAggregator {
+    let file = std::fs::File::create(latency::temp_file("infra.jsonl")).unwrap();
+    infra_log::LogAggregator::builder("bench")
+        .overflow(infra_log::Overflow::Block)
+        .sink(infra_log::JsonLinesSink::new(std::io::BufWriter::with_capacity(1 << 20, file)))
+        .build()
+        .unwrap()
+}
+
+fn log_call(c: &mut Criterion) {
+    let logs = infra();
+    let file = std::fs::File::create(latency::temp_file("tracing.jsonl")).unwrap();
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let subscriber = tracing_subscriber::fmt().json().with_writer(writer.clone()).finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+
+    let mut group = c.benchmark_group("log_call");
+    group.bench_function("infra", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                infra_log::info!(logs, "orders", "order accepted", venue = "XLON", qty = black_box(i), price = 101.25);
+            }
+            let elapsed = start.elapsed();
+            logs.flush();
+            elapsed
+        })
+    });
+    group.bench_function("tracing", |b| {
+        b.iter_custom(|iters| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let start = Instant::now();
+                for i in 0..iters {
+                    tracing::info!(target: "orders", venue = "XLON", qty = black_box(i), price = 101.25, "order accepted");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+
+    let (p50, p99) = latency::percentiles(1_000_000, |i| {
+        infra_log::info!(logs, "orders", "order accepted", venue = "XLON", qty = i, price = 101.25);
+    });
+    logs.flush();
+    let stats = logs.stats();
+    let dropped = stats.dropped_newest + stats.dropped_oldest + stats.sinks.iter().map(|s| s.dropped).sum::<u64>();
+    eprintln!("log latency infra: p50 {p50:?} p99 {p99:?}, {} written, {dropped} dropped", stats.sinks[0].written);
+    let (p50, p99) = tracing::dispatcher::with_default(&dispatch, || {
+        latency::percentiles(1_000_000, |i| {
+            tracing::info!(target: "orders", venue = "XLON", qty = i, price = 101.25, "order accepted");
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    eprintln!("log latency tracing: p50 {p50:?} p99 {p99:?}, {} dropped", writer.error_counter().dropped_lines());
+    drop(guard);
+}
+
+criterion_group!(benches, log_call);
+criterion_main!(benches);

@@ -1,0 +1,31 @@
+//! fast_log (a channel to its writer thread, writing to a file) under `log_call`; see `log.rs`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use infra_benches::latency;
+
+fn log_call(c: &mut Criterion) {
+    let path = latency::temp_file("fast_log.log");
+    fast_log::init(fast_log::Config::new().file(path.to_str().unwrap()).chan_len(Some(100_000))).unwrap();
+    let mut group = c.benchmark_group("log_call");
+    group.bench_function("fast_log", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                log::info!(target: "orders", "order accepted venue={} qty={} price={}", "XLON", black_box(i), 101.25);
+            }
+            start.elapsed()
+        })
+    });
+    group.finish();
+    let (p50, p99) = latency::percentiles(1_000_000, |i| {
+        log::info!(target: "orders", "order accepted venue={} qty={} price={}", "XLON", i, 101.25);
+    });
+    log::logger().flush();
+    eprintln!("log latency fast_log: p50 {p50:?} p99 {p99:?}");
+}
+
+criterion_group!(benches, log_call);
+criterion_main!(benches);
