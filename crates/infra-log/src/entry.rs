@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::context::TraceContext;
-use crate::field::Field;
+use crate::field::{Field, FieldValue};
 use crate::level::Level;
 
 /// One structured entry.
@@ -34,13 +34,69 @@ pub struct LogEntry {
 
 impl LogEntry {
     /// The field with this key.
-    pub fn field(&self, key: &str) -> Option<&crate::FieldValue> {
+    pub fn field(&self, key: &str) -> Option<&FieldValue> {
         self.fields.iter().find(|f| f.key == key).map(|f| &f.value)
     }
 
     /// The entry as one JSON object (no newline).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(256);
+        self.write_json(&mut out, &mut TimestampCache::default());
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the entry as one JSON object (no newline): the same document as its `Serialize`
+    /// implementation, written directly, with the date part of the timestamp reused from `cache`
+    /// while the second does not change.
+    pub fn write_json(&self, out: &mut Vec<u8>, cache: &mut TimestampCache) {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        cache.write(out, self.time_unix_nanos);
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(self.level.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"service.name\":");
+        write_json_str(out, &self.service);
+        out.extend_from_slice(b",\"component\":");
+        write_json_str(out, &self.component);
+        out.extend_from_slice(b",\"message\":");
+        write_json_str(out, &self.message);
+        if !self.fields.is_empty() {
+            out.extend_from_slice(b",\"fields\":{");
+            for (i, field) in self.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, &field.key);
+                out.push(b':');
+                match &field.value {
+                    FieldValue::Str(v) => write_json_str(out, v),
+                    FieldValue::Error(v) => write_json_str(out, v),
+                    FieldValue::I64(v) => write_int(out, v.unsigned_abs(), *v < 0),
+                    FieldValue::U64(v) => write_int(out, *v, false),
+                    FieldValue::Bool(v) => out.extend_from_slice(if *v { b"true" } else { b"false" }),
+                    // serde_json's float formatting (and `null` for NaN and infinities, as it does).
+                    FieldValue::F64(v) => {
+                        let _ = serde_json::to_writer(&mut *out, v);
+                    }
+                }
+            }
+            out.push(b'}');
+        }
+        if let Some(error) = &self.error {
+            out.extend_from_slice(b",\"error\":");
+            write_json_str(out, error);
+        }
+        if let Some(trace) = &self.trace {
+            out.extend_from_slice(b",\"trace_id\":\"");
+            write_hex(out, trace.trace_id, 32);
+            if trace.span_id != 0 {
+                out.extend_from_slice(b"\",\"span_id\":\"");
+                write_hex(out, u128::from(trace.span_id), 16);
+            }
+            out.extend_from_slice(b"\",\"trace_flags\":\"");
+            write_hex(out, u128::from(trace.flags), 2);
+            out.push(b'"');
+        }
+        out.push(b'}');
     }
 
     /// The entry as a human-readable line (no newline), with ANSI colours for the level if asked.
@@ -74,6 +130,92 @@ impl LogEntry {
             let _ = write!(line, " trace_id={:032x} span_id={:016x}", trace.trace_id, trace.span_id);
         }
         line
+    }
+}
+
+/// The date and time to the second of the last timestamp written, reused while the second lasts.
+#[derive(Debug, Default, Clone)]
+pub struct TimestampCache {
+    second: Option<u64>,
+    prefix: String,
+}
+
+impl TimestampCache {
+    fn write(&mut self, out: &mut Vec<u8>, unix_nanos: u64) {
+        let second = unix_nanos / 1_000_000_000;
+        if self.second != Some(second) {
+            let full = rfc3339(second * 1_000_000_000);
+            self.prefix = full[..19].to_owned();
+            self.second = Some(second);
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        out.push(b'.');
+        let nanos = unix_nanos % 1_000_000_000;
+        let mut digits = [b'0'; 9];
+        let mut n = nanos;
+        for slot in digits.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
+    }
+}
+
+/// A JSON string: quotes, and escapes for `"`, `\` and control characters (as serde_json writes
+/// them); runs without any are copied whole.
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn write_int(out: &mut Vec<u8>, mut value: u64, negative: bool) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn write_hex(out: &mut Vec<u8>, value: u128, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(HEX[((value >> (i * 4)) & 0xf) as usize]);
     }
 }
 
@@ -159,6 +301,37 @@ pub fn rfc3339(unix_nanos: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direct_writer_agrees_with_serde() {
+        let entry = LogEntry {
+            time_unix_nanos: 1_796_122_800_000_000_042,
+            level: Level::Warning,
+            service: "svc \"quoted\"".into(),
+            component: "orders::fills".into(),
+            message: "tab\there, newline\n, bell\u{7}, backslash \\, unicode é ☃".into(),
+            fields: vec![
+                Field::new("int", -42i64),
+                Field::new("uint", u64::MAX),
+                Field::new("float", 0.1),
+                Field::new("nan", f64::NAN),
+                Field::new("yes", true),
+                Field::new("k\"ey", "v\u{1f}"),
+                Field { key: "err".into(), value: FieldValue::Error("boom".into()) },
+            ],
+            error: Some("failed: \"x\"".into()),
+            trace: Some(TraceContext::new(0xabc, 0xdef, 1)),
+        };
+        let direct: serde_json::Value = serde_json::from_str(&entry.to_json()).unwrap();
+        let via_serde: serde_json::Value = serde_json::to_value(&entry).unwrap();
+        assert_eq!(direct, via_serde);
+        let mut cache = TimestampCache::default();
+        for nanos in [0u64, 999_999_999, 1_000_000_000, 1_796_122_800_123_456_789] {
+            let mut out = Vec::new();
+            cache.write(&mut out, nanos);
+            assert_eq!(String::from_utf8(out).unwrap(), rfc3339(nanos));
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc3339() {

@@ -47,7 +47,7 @@ pub use context::{
     ContextProvider, TraceContext, TraceContextGuard, WithTraceContext, clear_trace_context, current_trace_context,
     set_trace_context, with_trace_context,
 };
-pub use entry::{LogEntry, rfc3339};
+pub use entry::{LogEntry, TimestampCache, rfc3339};
 pub use field::{Field, FieldValue};
 pub use filter::{DirectiveError, Directives};
 pub use level::{Level, ParseLevelError};

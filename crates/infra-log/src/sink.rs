@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::entry::LogEntry;
+use crate::entry::{LogEntry, TimestampCache};
 use crate::level::Level;
 
 /// Receives entries in batches, on its own thread.
@@ -36,12 +36,13 @@ pub trait Sink: Send + 'static {
 pub struct JsonLinesSink<W: Write + Send + 'static> {
     writer: W,
     buffer: Vec<u8>,
+    timestamps: TimestampCache,
 }
 
 impl<W: Write + Send + 'static> JsonLinesSink<W> {
     /// A sink writing to `writer`; each batch is one `write_all` and a flush.
     pub fn new(writer: W) -> Self {
-        JsonLinesSink { writer, buffer: Vec::new() }
+        JsonLinesSink { writer, buffer: Vec::new(), timestamps: TimestampCache::default() }
     }
 }
 
@@ -55,7 +56,7 @@ impl<W: Write + Send + 'static> Sink for JsonLinesSink<W> {
     fn write_batch(&mut self, entries: &[LogEntry]) -> io::Result<()> {
         self.buffer.clear();
         for entry in entries {
-            serde_json::to_writer(&mut self.buffer, entry).map_err(io::Error::other)?;
+            entry.write_json(&mut self.buffer, &mut self.timestamps);
             self.buffer.push(b'\n');
         }
         self.writer.write_all(&self.buffer)?;
