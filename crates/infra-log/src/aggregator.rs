@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use infra_stripe::{Striped, bump};
 
+use crate::burst::Suppressor;
 use crate::context::{ContextProvider, TraceContext, current_trace_context};
 use crate::entry::LogEntry;
 use crate::field::{Field, FieldValue};
@@ -108,6 +109,8 @@ pub struct LogStats {
     pub dropped_oldest: u64,
     /// Removed by custom filters.
     pub filtered: u64,
+    /// Held back by burst suppression (and summed up in "suppressed N similar" entries).
+    pub suppressed: u64,
     /// Logged after shutdown.
     pub dropped_after_shutdown: u64,
     /// Entries waiting for the worker now.
@@ -129,6 +132,7 @@ struct Settings {
     block: bool,
     batch_size: usize,
     flush_interval: Duration,
+    burst_limit: Option<u32>,
     max_message_bytes: usize,
     redact: Vec<String>,
     clock: quanta::Clock,
@@ -141,6 +145,7 @@ struct Counters {
     dropped_newest: AtomicU64,
     dropped_oldest: AtomicU64,
     filtered: AtomicU64,
+    suppressed: AtomicU64,
     dropped_after_shutdown: AtomicU64,
     batches: AtomicU64,
     max_batch_nanos: AtomicU64,
@@ -197,6 +202,7 @@ pub struct LogAggregatorBuilder {
     filters: Vec<Filter>,
     redact: Vec<String>,
     max_message_bytes: usize,
+    burst_limit: Option<u32>,
     sink_queue: usize,
     sink_retries: u32,
 }
@@ -224,6 +230,7 @@ impl LogAggregator {
             filters: Vec::new(),
             redact: ["password", "token", "secret", "authorization"].map(str::to_owned).to_vec(),
             max_message_bytes: 16 * 1024,
+            burst_limit: None,
             sink_queue: 64,
             sink_retries: 3,
         }
@@ -457,6 +464,7 @@ impl LogAggregator {
             dropped_newest: c.dropped_newest.load(Ordering::Relaxed),
             dropped_oldest: c.dropped_oldest.load(Ordering::Relaxed),
             filtered: c.filtered.load(Ordering::Relaxed),
+            suppressed: c.suppressed.load(Ordering::Relaxed),
             dropped_after_shutdown: c.dropped_after_shutdown.load(Ordering::Relaxed),
             queue_depth: inner.queue.len() as u64,
             batches: c.batches.load(Ordering::Relaxed),
@@ -578,6 +586,14 @@ impl LogAggregatorBuilder {
         self
     }
 
+    /// At most `per_second` entries a second with the same component and message; the rest are
+    /// counted in [`LogStats::suppressed`] and summed up in one "suppressed N similar" entry when
+    /// the second is over (seconds of the injected clock). Off by default.
+    pub fn burst_limit(mut self, per_second: u32) -> Self {
+        self.burst_limit = Some(per_second);
+        self
+    }
+
     /// Batches each sink's queue holds before batches for it are dropped and counted (default 64).
     pub fn sink_queue(mut self, batches: usize) -> Self {
         self.sink_queue = batches;
@@ -623,6 +639,7 @@ impl LogAggregatorBuilder {
             block: self.overflow == Overflow::Block,
             batch_size: self.batch_size,
             flush_interval: self.flush_interval,
+            burst_limit: self.burst_limit,
             max_message_bytes: self.max_message_bytes,
             redact: self.redact.into_iter().map(|k| k.to_ascii_lowercase()).collect(),
             anchor_raw: self.clock.raw(),
@@ -725,6 +742,7 @@ fn run_worker(
     counters: Arc<Counters>,
 ) {
     let mut batch: Vec<LogEntry> = Vec::with_capacity(settings.batch_size);
+    let mut suppressor = settings.burst_limit.map(Suppressor::new);
     loop {
         let first = match receiver.recv_timeout(settings.flush_interval) {
             Ok(message) => Some(message),
@@ -736,7 +754,15 @@ fn run_worker(
         while let Some(message) = next {
             match message {
                 Message::Entry(pending) => {
-                    batch.push(prepare(&settings, pending));
+                    let entry = prepare(&settings, pending);
+                    match &mut suppressor {
+                        Some(suppressor) => {
+                            if suppressor.admit(entry, &mut batch) {
+                                counters.suppressed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        None => batch.push(entry),
+                    }
                     if batch.len() >= settings.batch_size {
                         dispatch(&mut batch, settings.block, &sinks, &filters, &counters);
                     }
@@ -747,6 +773,14 @@ fn run_worker(
                 }
             }
             next = receiver.try_recv().ok();
+        }
+        if let Some(suppressor) = &mut suppressor {
+            // Summaries of seconds that are over; at flush and shutdown, of every second.
+            if control.is_some() {
+                suppressor.drain(&mut batch);
+            } else {
+                suppressor.sweep(settings.now_unix_nanos(), &mut batch);
+            }
         }
         dispatch(&mut batch, settings.block, &sinks, &filters, &counters);
         match control {
@@ -781,11 +815,20 @@ fn run_worker(
     }
 }
 
+impl Settings {
+    fn unix_nanos(&self, raw: u64) -> u64 {
+        self.anchor_unix_nanos.saturating_add(self.clock.delta_as_nanos(self.anchor_raw, raw))
+    }
+
+    fn now_unix_nanos(&self) -> u64 {
+        self.unix_nanos(self.clock.raw())
+    }
+}
+
 /// Wall time, redaction and the message limit: the work the callers did not do.
 fn prepare(settings: &Settings, pending: Pending) -> LogEntry {
     let Pending { time_raw, level, component, mut message, mut fields, error, trace } = pending;
-    let time_unix_nanos =
-        settings.anchor_unix_nanos.saturating_add(settings.clock.delta_as_nanos(settings.anchor_raw, time_raw));
+    let time_unix_nanos = settings.unix_nanos(time_raw);
     if message.len() > settings.max_message_bytes {
         let mut cut = settings.max_message_bytes;
         while !message.is_char_boundary(cut) {

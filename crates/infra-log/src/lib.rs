@@ -33,8 +33,15 @@
 //! [`ContextProvider`] for a tracer. Sinks: [`JsonLinesSink`], [`ConsoleSink`], [`MemorySink`]
 //! (searchable, trace lookups by index), [`CallbackSink`], or any [`Sink`]. The guide is
 //! `docs/log.md`.
+//!
+//! ## Feature flags
+//!
+//! - `log`: `LogBridge`, a `log::Log` feeding the aggregator, so `log::info!` reports here.
 
 mod aggregator;
+#[cfg(feature = "log")]
+mod bridge;
+mod burst;
 mod context;
 mod entry;
 mod field;
@@ -43,6 +50,8 @@ mod level;
 mod sink;
 
 pub use aggregator::{BuildError, LogAggregator, LogAggregatorBuilder, LogStats, Overflow, SinkStats};
+#[cfg(feature = "log")]
+pub use bridge::LogBridge;
 pub use context::{
     ContextProvider, TraceContext, TraceContextGuard, WithTraceContext, clear_trace_context, current_trace_context,
     set_trace_context, with_trace_context,

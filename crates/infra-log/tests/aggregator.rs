@@ -104,24 +104,33 @@ fn a_stuck_sink_holds_up_neither_callers_nor_other_sinks_and_its_drops_are_count
         .unwrap();
     for i in 0..5_000u64 {
         info!(logs, "svc", "work", i = i);
-        if i % 500 == 0 {
-            // Paced like a service, not a flood: the memory sink keeps up, the stuck one cannot.
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
-    // The memory sink has everything while the gated one is still stuck on its first batch.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while memory.len() < 5_000 && std::time::Instant::now() < deadline {
+    // Every batch reaches the memory sink or is counted as dropped for it, while the gated sink is
+    // still stuck on its first batch: the callers went on, and so did the other sink.
+    let memory_stats = |logs: &LogAggregator| logs.stats().sinks[1].clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while memory_stats(&logs).written + memory_stats(&logs).dropped < 5_000 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(memory.len(), 5_000, "{:?}", logs.stats());
+    let stats = memory_stats(&logs);
+    assert_eq!(stats.written + stats.dropped, 5_000, "{:?}", logs.stats());
+    assert_eq!(memory.len() as u64, stats.written);
+    assert!(!memory.is_empty());
+    assert_eq!(written.load(Ordering::Relaxed), 0, "the gated sink is still stuck");
+    // With the queues drained, a new entry reaches the memory sink at once, gate or no gate.
+    logs.info("after the burst", "svc");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !memory.entries().iter().any(|e| e.message == "after the burst") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(memory.entries().iter().any(|e| e.message == "after the burst"));
     assert_eq!(written.load(Ordering::Relaxed), 0);
     drop(closed);
     assert!(logs.flush());
     let stats = logs.stats();
     let gated = &stats.sinks[0];
     assert!(gated.dropped > 0, "{stats:?}");
-    assert_eq!(gated.written + gated.dropped, 5_000, "every entry written or counted: {stats:?}");
+    assert_eq!(gated.written + gated.dropped, 5_001, "every entry written or counted: {stats:?}");
     assert_eq!(gated.written as usize, written.load(Ordering::Relaxed));
 }
 
@@ -321,4 +330,54 @@ fn handles_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<LogAggregator>();
     send_sync::<MemorySink>();
+}
+
+#[test]
+fn bursts_are_suppressed_per_second_and_summed_up() {
+    let (clock, mock) = quanta::Clock::mock();
+    let memory = MemorySink::new(100);
+    let logs = LogAggregator::builder("svc").clock(clock).burst_limit(3).sink(memory.clone()).build().unwrap();
+    for _ in 0..10 {
+        logs.warning("connection refused", "pool");
+    }
+    logs.warning("another message", "pool");
+    assert!(logs.flush());
+    let messages = |memory: &MemorySink| memory.entries().iter().map(|e| e.message.to_string()).collect::<Vec<_>>();
+    // Flushing sums up the second so far.
+    assert_eq!(
+        messages(&memory),
+        [
+            "connection refused",
+            "connection refused",
+            "connection refused",
+            "another message",
+            "suppressed 7 similar: connection refused"
+        ]
+    );
+    assert_eq!(memory.entries()[4].field("suppressed"), Some(&FieldValue::U64(7)));
+    assert_eq!(logs.stats().suppressed, 7);
+    // A new second starts a new count; the summary of the old one comes when it is over.
+    mock.increment(Duration::from_secs(1));
+    for _ in 0..5 {
+        logs.warning("connection refused", "pool");
+    }
+    mock.increment(Duration::from_secs(1));
+    logs.info("tick", "svc");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while memory.len() < 10 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let all = messages(&memory);
+    assert_eq!(
+        all[5..],
+        [
+            "connection refused",
+            "connection refused",
+            "connection refused",
+            "tick",
+            "suppressed 2 similar: connection refused"
+        ],
+        "the summary of second 1 follows the first entry of second 2"
+    );
+    assert_eq!(logs.stats().suppressed, 9);
 }
