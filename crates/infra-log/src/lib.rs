@@ -30,8 +30,10 @@
 //! Levels come from directives in the familiar `info,orders=debug,pool=warn` form
 //! ([`Directives`]); custom filters run on the worker ([`LogAggregator::add_filter`]). Correlation:
 //! a thread-local context ([`set_trace_context`]), a future adapter ([`with_trace_context`]) and a
-//! [`ContextProvider`] for a tracer. Sinks: [`JsonLinesSink`], [`ConsoleSink`], [`MemorySink`]
-//! (searchable, trace lookups by index), [`CallbackSink`], or any [`Sink`]. The guide is
+//! [`ContextProvider`] for a tracer. Sinks: [`JsonLinesSink`], [`RollingFileSink`] (rotation by
+//! size and time, retention by count, size and age, gzip, fsync policy; [`search_files`] searches
+//! them, rolled ones included), [`ConsoleSink`], [`MemorySink`] (searchable, trace lookups by
+//! index), [`CallbackSink`], or any [`Sink`]. The guide is
 //! `docs/log.md`.
 //!
 //! ## Feature flags
@@ -47,6 +49,7 @@ mod entry;
 mod field;
 mod filter;
 mod level;
+mod rolling;
 mod sink;
 
 pub use aggregator::{BuildError, LogAggregator, LogAggregatorBuilder, LogStats, Overflow, SinkStats};
@@ -60,6 +63,7 @@ pub use entry::{LogEntry, TimestampCache, rfc3339};
 pub use field::{Field, FieldValue};
 pub use filter::{DirectiveError, Directives};
 pub use level::{Level, ParseLevelError};
+pub use rolling::{Fsync, RollingError, RollingFileBuilder, RollingFileSink, search_files};
 pub use sink::{CallbackSink, ConsoleSink, JsonLinesSink, MemorySink, Query, Sink};
 
 /// Logs an entry with typed fields, building nothing unless the level is enabled:

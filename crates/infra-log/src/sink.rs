@@ -166,7 +166,7 @@ pub struct Query {
 }
 
 impl Query {
-    fn matches(&self, entry: &LogEntry, text: Option<&str>) -> bool {
+    pub(crate) fn matches(&self, entry: &LogEntry, text: Option<&str>) -> bool {
         self.from_unix_nanos.is_none_or(|from| entry.time_unix_nanos >= from)
             && self.to_unix_nanos.is_none_or(|to| entry.time_unix_nanos < to)
             && self.min_level.is_none_or(|level| entry.level >= level)
