@@ -33,7 +33,8 @@
 //! [`ContextProvider`] for a tracer. Sinks: [`JsonLinesSink`], [`RollingFileSink`] (rotation by
 //! size and time, retention by count, size and age, gzip, fsync policy; [`search_files`] searches
 //! them, rolled ones included), [`ConsoleSink`], [`MemorySink`] (searchable, trace lookups by
-//! index), [`CallbackSink`], or any [`Sink`]. The guide is
+//! index), [`SyslogSink`] (RFC 5424 over UDP, TCP and Unix sockets), [`CallbackSink`], or any
+//! [`Sink`]. The guide is
 //! `docs/log.md`.
 //!
 //! ## Feature flags
@@ -51,6 +52,7 @@ mod filter;
 mod level;
 mod rolling;
 mod sink;
+mod syslog;
 
 pub use aggregator::{BuildError, LogAggregator, LogAggregatorBuilder, LogStats, Overflow, SinkStats};
 #[cfg(feature = "log")]
@@ -65,6 +67,7 @@ pub use filter::{DirectiveError, Directives};
 pub use level::{Level, ParseLevelError};
 pub use rolling::{Fsync, RollingError, RollingFileBuilder, RollingFileSink, search_files};
 pub use sink::{CallbackSink, ConsoleSink, JsonLinesSink, MemorySink, Query, Sink};
+pub use syslog::{ENTERPRISE_NUMBER, SyslogError, SyslogSink, SyslogTransport};
 
 /// Logs an entry with typed fields, building nothing unless the level is enabled:
 /// `log!(logs, Level::Info, "orders", "accepted", order_id = 7u64, "http.method" = "POST")`.
