@@ -40,6 +40,8 @@
 //! ## Feature flags
 //!
 //! - `log`: `LogBridge`, a `log::Log` feeding the aggregator, so `log::info!` reports here.
+//! - `tracing`: `LogLayer`, a `tracing_subscriber::Layer`, so `tracing::info!` events become
+//!   entries with typed fields.
 
 mod aggregator;
 #[cfg(feature = "log")]
@@ -49,6 +51,8 @@ mod context;
 mod entry;
 mod field;
 mod filter;
+#[cfg(feature = "tracing")]
+mod layer;
 mod level;
 mod rolling;
 mod sink;
@@ -64,6 +68,8 @@ pub use context::{
 pub use entry::{LogEntry, TimestampCache, rfc3339};
 pub use field::{Field, FieldValue};
 pub use filter::{DirectiveError, Directives};
+#[cfg(feature = "tracing")]
+pub use layer::LogLayer;
 pub use level::{Level, ParseLevelError};
 pub use rolling::{Fsync, RollingError, RollingFileBuilder, RollingFileSink, search_files};
 pub use sink::{CallbackSink, ConsoleSink, JsonLinesSink, MemorySink, Query, Sink};
