@@ -119,6 +119,10 @@ pub struct LogStats {
     pub batches: u64,
     /// The longest the worker took to prepare and hand over one batch, in nanoseconds.
     pub max_batch_nanos: u64,
+    /// How long the last completed [`LogAggregator::flush`] took, in nanoseconds.
+    pub last_flush_nanos: u64,
+    /// The longest a completed flush took, in nanoseconds.
+    pub max_flush_nanos: u64,
     /// Per sink.
     pub sinks: Vec<SinkStats>,
 }
@@ -149,6 +153,8 @@ struct Counters {
     dropped_after_shutdown: AtomicU64,
     batches: AtomicU64,
     max_batch_nanos: AtomicU64,
+    last_flush_nanos: AtomicU64,
+    max_flush_nanos: AtomicU64,
 }
 
 struct Inner {
@@ -443,8 +449,16 @@ impl LogAggregator {
     /// Like [`LogAggregator::flush`], waiting at most `timeout`.
     pub fn flush_with_timeout(&self, timeout: Duration) -> bool {
         let (ack, done) = crossbeam_channel::bounded(1);
-        let deadline = Instant::now() + timeout;
-        self.inner.queue.send_deadline(Message::Flush(ack), deadline).is_ok() && done.recv_deadline(deadline).is_ok()
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let flushed = self.inner.queue.send_deadline(Message::Flush(ack), deadline).is_ok()
+            && done.recv_deadline(deadline).is_ok();
+        if flushed {
+            let took = started.elapsed().as_nanos() as u64;
+            self.inner.counters.last_flush_nanos.store(took, Ordering::Relaxed);
+            self.inner.counters.max_flush_nanos.fetch_max(took, Ordering::Relaxed);
+        }
+        flushed
     }
 
     /// Stops taking entries, writes everything taken, flushes and stops the sinks (the seed's
@@ -469,6 +483,8 @@ impl LogAggregator {
             queue_depth: inner.queue.len() as u64,
             batches: c.batches.load(Ordering::Relaxed),
             max_batch_nanos: c.max_batch_nanos.load(Ordering::Relaxed),
+            last_flush_nanos: c.last_flush_nanos.load(Ordering::Relaxed),
+            max_flush_nanos: c.max_flush_nanos.load(Ordering::Relaxed),
             sinks: sinks
                 .iter()
                 .map(|s| SinkStats {
@@ -699,7 +715,12 @@ fn start_sink(mut sink: Box<dyn Sink>, queue: usize, retries: u32) -> Result<Sin
                         let mut backoff = Duration::from_millis(10);
                         let mut attempt = 0;
                         loop {
-                            match sink.write_batch(&batch) {
+                            // A panicking sink is a failing one: counted, retried, never the end of
+                            // its thread.
+                            let written =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write_batch(&batch)))
+                                    .unwrap_or_else(|_| Err(std::io::Error::other("the sink panicked")));
+                            match written {
                                 Ok(()) => {
                                     shared.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                                     break;

@@ -185,6 +185,32 @@ fn a_failing_sink_is_retried_then_counted_and_the_others_go_on() {
     assert_eq!(attempts.load(Ordering::Relaxed), 3, "the first try and two retries");
     assert_eq!((stats.sinks[0].errors, stats.sinks[0].dropped, stats.sinks[0].written), (3, 1, 0));
     assert_eq!(stats.sinks[1].written, 1);
+    assert!(stats.last_flush_nanos > 0 && stats.max_flush_nanos >= stats.last_flush_nanos);
+}
+
+#[test]
+fn a_panicking_sink_is_counted_and_keeps_its_thread() {
+    let memory = MemorySink::new(10);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let logs = LogAggregator::builder("svc")
+        .sink_retries(0)
+        .sink(CallbackSink::new(move |_| {
+            if seen.fetch_add(1, Ordering::Relaxed) == 0 {
+                panic!("a bug in a sink");
+            }
+            Ok(())
+        }))
+        .sink(memory.clone())
+        .build()
+        .unwrap();
+    logs.info("first", "svc");
+    assert!(logs.flush());
+    logs.info("second", "svc");
+    assert!(logs.flush());
+    let stats = logs.stats();
+    assert_eq!((stats.sinks[0].errors, stats.sinks[0].dropped, stats.sinks[0].written), (1, 1, 1));
+    assert_eq!(memory.len(), 2);
 }
 
 #[test]
