@@ -21,7 +21,8 @@ use crate::sink::Sink;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
     /// Wait for room: nothing is lost, and a caller may wait. The worker also waits for a sink whose
-    /// queue is full, so a sink that stops taking batches eventually holds everything up.
+    /// queue is full, so a sink that stops taking batches eventually holds everything up, unless it
+    /// was added with [`LogAggregatorBuilder::lossy_sink`].
     #[default]
     Block,
     /// Drop the entry being logged; callers never wait. A sink whose queue is full loses the batch
@@ -78,6 +79,8 @@ struct SinkCounters {
 
 struct SinkHandle {
     name: String,
+    /// Batches for it are dropped (and counted) when its queue is full, whatever the policy.
+    lossy: bool,
     queue: Sender<SinkMessage>,
     counters: Arc<SinkCounters>,
     thread: Option<JoinHandle<()>>,
@@ -204,7 +207,7 @@ pub struct LogAggregatorBuilder {
     overflow: Overflow,
     clock: quanta::Clock,
     provider: Option<Box<dyn ContextProvider>>,
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<(Box<dyn Sink>, bool)>,
     filters: Vec<Filter>,
     redact: Vec<String>,
     max_message_bytes: usize,
@@ -435,13 +438,14 @@ impl LogAggregator {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(BuildError::Thread("the aggregator is shut down".to_owned()));
         }
-        let handle = start_sink(Box::new(sink), self.inner.sink_queue, self.inner.sink_retries)?;
+        let handle = start_sink(Box::new(sink), false, self.inner.sink_queue, self.inner.sink_retries)?;
         self.inner.sinks.lock().unwrap_or_else(PoisonError::into_inner).push(handle);
         Ok(())
     }
 
-    /// Writes out everything logged before this call, on every sink (the seed's `flush`). Waits at
-    /// most five seconds; returns whether everything was written in time.
+    /// Writes out everything logged before this call, on every sink (the seed's `flush`); lossy
+    /// sinks are asked to flush but not waited for. Waits at most five seconds; returns whether
+    /// everything was written in time.
     pub fn flush(&self) -> bool {
         self.flush_with_timeout(Duration::from_secs(5))
     }
@@ -577,9 +581,19 @@ impl LogAggregatorBuilder {
         self
     }
 
-    /// Adds a sink.
+    /// Adds a sink. With [`Overflow::Block`] it is lossless: the worker waits for it when its queue
+    /// is full, so a sink that stops taking batches eventually holds up the callers.
     pub fn sink(mut self, sink: impl Sink) -> Self {
-        self.sinks.push(Box::new(sink));
+        self.sinks.push((Box::new(sink), false));
+        self
+    }
+
+    /// Adds a sink that may lose batches, whatever the policy: when its queue is full the batch is
+    /// dropped for it (counted in its [`SinkStats::dropped`]) and nobody waits. For a console or a
+    /// syslog daemon beside a lossless file, so that a slow one never holds up the others or the
+    /// callers.
+    pub fn lossy_sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push((Box::new(sink), true));
         self
     }
 
@@ -643,7 +657,7 @@ impl LogAggregatorBuilder {
         let sinks = self
             .sinks
             .into_iter()
-            .map(|sink| start_sink(sink, self.sink_queue, self.sink_retries))
+            .map(|(sink, lossy)| start_sink(sink, lossy, self.sink_queue, self.sink_retries))
             .collect::<Result<Vec<_>, _>>()?;
         let sinks = Arc::new(Mutex::new(sinks));
         let filters = Arc::new(RwLock::new(self.filters));
@@ -693,7 +707,7 @@ impl LogAggregatorBuilder {
     }
 }
 
-fn start_sink(mut sink: Box<dyn Sink>, queue: usize, retries: u32) -> Result<SinkHandle, BuildError> {
+fn start_sink(mut sink: Box<dyn Sink>, lossy: bool, queue: usize, retries: u32) -> Result<SinkHandle, BuildError> {
     let name = sink.name();
     let (sender, receiver) = crossbeam_channel::bounded::<SinkMessage>(queue);
     let counters = Arc::new(SinkCounters::default());
@@ -752,7 +766,7 @@ fn start_sink(mut sink: Box<dyn Sink>, queue: usize, retries: u32) -> Result<Sin
             let _ = sink.flush();
         })
         .map_err(|e| BuildError::Thread(e.to_string()))?;
-    Ok(SinkHandle { name, queue: sender, counters, thread: Some(thread) })
+    Ok(SinkHandle { name, lossy, queue: sender, counters, thread: Some(thread) })
 }
 
 fn run_worker(
@@ -905,7 +919,7 @@ fn dispatch(
     for sink in sinks.iter() {
         match sink.queue.try_send(SinkMessage::Batch(Arc::clone(&shared))) {
             Ok(()) => {}
-            Err(TrySendError::Full(message)) if block => full.push((sink, message)),
+            Err(TrySendError::Full(message)) if block && !sink.lossy => full.push((sink, message)),
             Err(_) => {
                 sink.counters.dropped.fetch_add(shared.len() as u64, Ordering::Relaxed);
             }
@@ -921,8 +935,9 @@ fn dispatch(
     counters.max_batch_nanos.fetch_max(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
-/// Asks every sink to flush and waits for each (a sink's queue is FIFO, so it has written every
-/// batch handed to it before).
+/// Asks every sink to flush and waits for each lossless one (a sink's queue is FIFO, so it has
+/// written every batch handed to it before); lossy sinks are asked without waiting, so a stuck one
+/// holds up no flush.
 fn flush_sinks(sinks: &Mutex<Vec<SinkHandle>>) {
     let acks: Vec<Receiver<()>> = sinks
         .lock()
@@ -930,6 +945,10 @@ fn flush_sinks(sinks: &Mutex<Vec<SinkHandle>>) {
         .iter()
         .filter_map(|sink| {
             let (ack, done) = crossbeam_channel::bounded(1);
+            if sink.lossy {
+                let _ = sink.queue.try_send(SinkMessage::Flush(ack));
+                return None;
+            }
             sink.queue.send_timeout(SinkMessage::Flush(ack), Duration::from_secs(5)).ok().map(|()| done)
         })
         .collect();

@@ -407,3 +407,36 @@ fn bursts_are_suppressed_per_second_and_summed_up() {
     );
     assert_eq!(logs.stats().suppressed, 9);
 }
+
+#[test]
+fn with_the_blocking_policy_a_stuck_lossy_sink_holds_up_nobody() {
+    let gate = Arc::new(Mutex::new(()));
+    let closed = gate.lock().unwrap();
+    let written = Arc::new(AtomicUsize::new(0));
+    let memory = MemorySink::new(100_000);
+    let logs = LogAggregator::builder("svc")
+        .overflow(Overflow::Block)
+        .batch_size(10)
+        .sink_queue(2)
+        .lossy_sink(Gated { gate: Arc::clone(&gate), written: Arc::clone(&written) })
+        .sink(memory.clone())
+        .build()
+        .unwrap();
+    for i in 0..5_000u64 {
+        info!(logs, "svc", "work", i = i);
+    }
+    assert!(logs.flush(), "the lossless sink has everything while the lossy one is still stuck");
+    assert_eq!(memory.len(), 5_000);
+    assert_eq!(written.load(Ordering::Relaxed), 0);
+    drop(closed);
+    assert!(logs.flush());
+    // A flush does not wait for a lossy sink: wait here for it to work through its queue.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let lossy = |logs: &LogAggregator| logs.stats().sinks[0].clone();
+    while lossy(&logs).written + lossy(&logs).dropped < 5_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = logs.stats();
+    assert_eq!(stats.sinks[0].written + stats.sinks[0].dropped, 5_000, "{stats:?}");
+    assert_eq!((stats.sinks[1].written, stats.sinks[1].dropped), (5_000, 0));
+}
