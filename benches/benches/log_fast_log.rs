@@ -1,7 +1,8 @@
 //! fast_log (a channel to its writer thread, writing to a file) under `log_call`; see `log.rs`.
 
-use std::hint::black_box;
-use std::time::Instant;
+mod common {
+    pub(crate) mod log_facade;
+}
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use infra_benches::latency;
@@ -9,26 +10,7 @@ use infra_benches::latency;
 fn log_call(c: &mut Criterion) {
     let path = latency::temp_file("fast_log.log");
     fast_log::init(fast_log::Config::new().file(path.to_str().unwrap()).chan_len(Some(100_000))).unwrap();
-    let mut group = c.benchmark_group("log_call");
-    group.bench_function("fast_log", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                log::info!(target: "orders", "order accepted venue={} qty={} price={}", "XLON", black_box(i), 101.25);
-            }
-            start.elapsed()
-        })
-    });
-    group.finish();
-    // One-by-one timings only in a real benchmark run, not when CI runs the benches in test mode.
-    if !std::env::args().any(|arg| arg == "--bench") {
-        return;
-    }
-    let (p50, p99) = latency::percentiles(1_000_000, |i| {
-        log::info!(target: "orders", "order accepted venue={} qty={} price={}", "XLON", i, 101.25);
-    });
-    log::logger().flush();
-    eprintln!("log latency fast_log: p50 {p50:?} p99 {p99:?}");
+    common::log_facade::bench(c, "fast_log");
 }
 
 criterion_group!(benches, log_call);

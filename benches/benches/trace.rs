@@ -221,20 +221,30 @@ fn span_cost(c: &mut Criterion) {
                 })
             })
         });
-        group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
-            b.iter_custom(|iters| {
-                per_span(
-                    iters,
-                    children,
-                    || otel_trace(&otel_tracer, children),
-                    || {
-                        let _ = otel.force_flush();
-                    },
-                )
-            })
-        });
+        otel_case(&mut group, children, &otel, &otel_tracer);
     }
     group.finish();
+}
+
+/// The OpenTelemetry SDK's case for `children`, its batch processor drained after each run.
+fn otel_case(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    children: usize,
+    provider: &opentelemetry_sdk::trace::SdkTracerProvider,
+    tracer: &opentelemetry_sdk::trace::SdkTracer,
+) {
+    group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
+        b.iter_custom(|iters| {
+            per_span(
+                iters,
+                children,
+                || otel_trace(tracer, children),
+                || {
+                    let _ = provider.force_flush();
+                },
+            )
+        })
+    });
 }
 
 fn unsampled_cost(c: &mut Criterion) {
@@ -246,18 +256,7 @@ fn unsampled_cost(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("infra", children), |b| {
             b.iter_custom(|iters| per_span(iters, children, || ours_trace(&unsampled, children), || ()))
         });
-        group.bench_function(BenchmarkId::new("opentelemetry", children), |b| {
-            b.iter_custom(|iters| {
-                per_span(
-                    iters,
-                    children,
-                    || otel_trace(&otel_tracer, children),
-                    || {
-                        let _ = otel.force_flush();
-                    },
-                )
-            })
-        });
+        otel_case(&mut group, children, &otel, &otel_tracer);
     }
     group.finish();
 }

@@ -220,7 +220,7 @@ fn write_hex(out: &mut Vec<u8>, value: u128, digits: u32) {
 }
 
 /// Control characters shown as escapes, so one entry is always one line.
-fn push_escaped(out: &mut String, text: &str) {
+pub(crate) fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '\n' => out.push_str("\\n"),

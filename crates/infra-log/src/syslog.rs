@@ -9,7 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::entry::{LogEntry, rfc3339};
+use crate::entry::{LogEntry, push_escaped, rfc3339};
 use crate::sink::Sink;
 
 /// The private enterprise number in our structured-data IDs (`trace@32473`): 32473 is the number
@@ -192,17 +192,7 @@ impl SyslogSink {
         }
         out.push(' ');
         // Control characters escaped, so a message never splits in a daemon's line-based output.
-        for c in entry.message.chars() {
-            match c {
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if c.is_control() => {
-                    let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
-                }
-                c => out.push(c),
-            }
-        }
+        push_escaped(out, &entry.message);
     }
 
     fn send(&mut self, message: &str) -> io::Result<()> {
