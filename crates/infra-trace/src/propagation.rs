@@ -27,6 +27,14 @@ pub trait Extractor {
         first
     }
 
+    /// Calls `each` with the index in `names` and the value of every header named there, in one
+    /// pass where the carrier can (the propagators read `traceparent` and `tracestate` together).
+    fn for_each_of<'a>(&'a self, names: &[&str], each: &mut dyn FnMut(usize, &'a str)) {
+        for (index, name) in names.iter().enumerate() {
+            self.for_each(name, &mut |value| each(index, value));
+        }
+    }
+
     /// Every value of a header, in order.
     fn get_all(&self, name: &str) -> Vec<&str> {
         let mut all = Vec::new();
@@ -54,6 +62,14 @@ impl Extractor for HashMap<String, String> {
             }
         }
     }
+
+    fn for_each_of<'a>(&'a self, names: &[&str], each: &mut dyn FnMut(usize, &'a str)) {
+        for (key, value) in self {
+            if let Some(index) = names.iter().position(|n| key.len() == n.len() && key.eq_ignore_ascii_case(n)) {
+                each(index, value);
+            }
+        }
+    }
 }
 
 impl Injector for Vec<(String, String)> {
@@ -67,11 +83,27 @@ impl Extractor for Vec<(String, String)> {
     fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
         self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).for_each(|(_, v)| each(v));
     }
+
+    fn for_each_of<'a>(&'a self, names: &[&str], each: &mut dyn FnMut(usize, &'a str)) {
+        for (key, value) in self {
+            if let Some(index) = names.iter().position(|n| key.eq_ignore_ascii_case(n)) {
+                each(index, value);
+            }
+        }
+    }
 }
 
 impl Extractor for [(&str, &str)] {
     fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
         self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).for_each(|(_, v)| each(v));
+    }
+
+    fn for_each_of<'a>(&'a self, names: &[&str], each: &mut dyn FnMut(usize, &'a str)) {
+        for (key, value) in self {
+            if let Some(index) = names.iter().position(|n| key.eq_ignore_ascii_case(n)) {
+                each(index, *value);
+            }
+        }
     }
 }
 
@@ -156,20 +188,15 @@ impl TraceContextPropagator {
     /// # Errors
     /// The `traceparent` header is present but invalid, or sent more than once.
     pub fn extract(&self, carrier: &(impl Extractor + ?Sized)) -> Result<Option<SpanContext>, ExtractError> {
-        let (mut header, mut count) = (None, 0usize);
-        carrier.for_each(TRACEPARENT, &mut |value| {
-            header = Some(value);
-            count += 1;
-        });
-        let header = match (header, count) {
-            (None, _) => return Ok(None),
-            (Some(one), 1) => one,
-            (Some(_), many) => return Err(ExtractError::DuplicateTraceparent(many)),
-        };
-        let (trace_id, span_id, flags) = parse_traceparent(header)?;
+        let (mut header, mut parents) = (None, 0usize);
         // One tracestate header (the common case) is parsed in place; several are joined first.
         let (mut single, mut joined, mut count) = (None, String::new(), 0usize);
-        carrier.for_each(TRACESTATE, &mut |value| {
+        carrier.for_each_of(&[TRACEPARENT, TRACESTATE], &mut |index, value| {
+            if index == 0 {
+                header = Some(value);
+                parents += 1;
+                return;
+            }
             count += 1;
             if count == 1 {
                 single = Some(value);
@@ -181,6 +208,12 @@ impl TraceContextPropagator {
                 joined.push_str(value);
             }
         });
+        let header = match (header, parents) {
+            (None, _) => return Ok(None),
+            (Some(one), 1) => one,
+            (Some(_), many) => return Err(ExtractError::DuplicateTraceparent(many)),
+        };
+        let (trace_id, span_id, flags) = parse_traceparent(header)?;
         let state = match (count, single) {
             (0, _) | (_, None) => TraceState::EMPTY,
             (1, Some(one)) => TraceState::parse(one).unwrap_or_default(),
