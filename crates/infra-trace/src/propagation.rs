@@ -101,7 +101,7 @@ impl Extractor for [(&str, &str)] {
     fn for_each_of<'a>(&'a self, names: &[&str], each: &mut dyn FnMut(usize, &'a str)) {
         for (key, value) in self {
             if let Some(index) = names.iter().position(|n| key.eq_ignore_ascii_case(n)) {
-                each(index, *value);
+                each(index, value);
             }
         }
     }
