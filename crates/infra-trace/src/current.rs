@@ -23,6 +23,11 @@ pub fn attach(context: SpanContext) -> ContextGuard {
     ContextGuard { depth: pipeline::push_current(context), _same_thread: PhantomData }
 }
 
+/// Like [`attach`], cloning the context straight into the thread's stack.
+pub(crate) fn attach_ref(context: &SpanContext) -> ContextGuard {
+    ContextGuard { depth: pipeline::push_current_ref(context), _same_thread: PhantomData }
+}
+
 /// Restores the previous current context when dropped. Not `Send`: it must drop on the thread
 /// that attached it.
 #[must_use = "the context is current only until the guard drops"]

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::context::SpanContext;
-use crate::current::{ContextGuard, attach};
+use crate::current::{ContextGuard, attach_ref};
 use crate::data::{Event, KeyValue, Link, SpanData, SpanKind, SpanLimits, Status, Value};
 use crate::id::SpanId;
 use crate::pipeline;
@@ -182,13 +182,13 @@ impl Span {
 
     /// Makes it the current span on this thread until the guard drops.
     pub fn enter(&self) -> ContextGuard {
-        attach(self.context.clone())
+        attach_ref(&self.context)
     }
 
     /// Makes it current and hands back a guard that owns it: dropping the guard restores the
     /// previous current span and ends this one.
     pub fn entered(self) -> EnteredSpan {
-        let guard = attach(self.context.clone());
+        let guard = attach_ref(&self.context);
         EnteredSpan { span: self, guard: Some(guard) }
     }
 
