@@ -273,6 +273,20 @@ impl LogAggregator {
         }
     }
 
+    /// [`LogAggregator::log`] without the level check, for the macros, which check first so that
+    /// they build no fields for a disabled level.
+    #[doc(hidden)]
+    #[inline]
+    pub fn log_checked(
+        &self,
+        level: Level,
+        component: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+        fields: Vec<Field>,
+    ) {
+        self.submit(level, component.into(), message.into(), fields, None);
+    }
+
     /// Logs an entry with an error's text and its sources (the seed's `exception` argument).
     pub fn log_error(
         &self,
@@ -606,7 +620,7 @@ impl LogAggregatorBuilder {
     /// Field names whose values are masked in every sink (default: password, token, secret,
     /// authorization; compared case-insensitively).
     pub fn redact(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.redact = keys.into_iter().map(|k| k.into().to_ascii_lowercase()).collect();
+        self.redact = keys.into_iter().map(Into::into).collect();
         self
     }
 
@@ -671,7 +685,7 @@ impl LogAggregatorBuilder {
             flush_interval: self.flush_interval,
             burst_limit: self.burst_limit,
             max_message_bytes: self.max_message_bytes,
-            redact: self.redact.into_iter().map(|k| k.to_ascii_lowercase()).collect(),
+            redact: self.redact,
             anchor_raw: self.clock.raw(),
             clock: self.clock.clone(),
             anchor_unix_nanos,
@@ -824,8 +838,8 @@ fn run_worker(
                 let _ = ack.send(());
             }
             Some(Message::Shutdown(ack)) => {
-                // Entries sent before the shutdown message are behind it in no case: the queue is
-                // FIFO, so everything accepted earlier has been written above.
+                // The queue is FIFO: everything accepted before the shutdown message has been
+                // written above.
                 flush_sinks(&sinks);
                 let threads: Vec<JoinHandle<()>> = {
                     let mut sinks = sinks.lock().unwrap_or_else(PoisonError::into_inner);

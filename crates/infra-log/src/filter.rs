@@ -5,6 +5,12 @@ use std::str::FromStr;
 
 use crate::level::Level;
 
+/// Whether `component` is `prefix` or one of its sub-components (`orders` covers `orders::fills`,
+/// not `ordersx`).
+pub(crate) fn covers(prefix: &str, component: &str) -> bool {
+    component.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
 /// A directive string that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("log directive {directive:?} in {text:?} is invalid: {reason} (write e.g. \"info,orders=debug,pool=warn\")")]
@@ -45,11 +51,7 @@ impl Directives {
     /// The level a component keeps.
     pub fn level_for(&self, component: &str) -> Level {
         for (prefix, level) in &self.rules {
-            if component == prefix
-                || (component.len() > prefix.len()
-                    && component.starts_with(prefix.as_str())
-                    && component[prefix.len()..].starts_with("::"))
-            {
+            if covers(prefix, component) {
                 return *level;
             }
         }

@@ -85,7 +85,7 @@ macro_rules! log {
         let logs: &$crate::LogAggregator = &$logs;
         let level: $crate::Level = $level;
         if logs.enabled(level, $component) {
-            logs.log(level, $component, $message, ::std::vec![$($crate::Field::new($crate::__field_key!($key), $value)),*]);
+            logs.log_checked(level, $component, $message, ::std::vec![$($crate::Field::new($crate::__field_key!($key), $value)),*]);
         }
     }};
 }

@@ -7,6 +7,7 @@ use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::entry::{LogEntry, TimestampCache};
+use crate::filter::covers;
 use crate::level::Level;
 
 /// Receives entries in batches, on its own thread.
@@ -170,9 +171,7 @@ impl Query {
         self.from_unix_nanos.is_none_or(|from| entry.time_unix_nanos >= from)
             && self.to_unix_nanos.is_none_or(|to| entry.time_unix_nanos < to)
             && self.min_level.is_none_or(|level| entry.level >= level)
-            && self.component.as_deref().is_none_or(|c| {
-                entry.component == c || (entry.component.starts_with(c) && entry.component[c.len()..].starts_with("::"))
-            })
+            && self.component.as_deref().is_none_or(|c| covers(c, &entry.component))
             && self.trace_id.is_none_or(|id| entry.trace.is_some_and(|t| t.trace_id == id))
             && text.is_none_or(|needle| {
                 contains_ignore_case(&entry.message, needle)

@@ -78,7 +78,6 @@ pub(crate) struct Counters {
     pub(crate) dropped_events: AtomicU64,
     pub(crate) dropped_links: AtomicU64,
     pub(crate) malformed_headers: AtomicU64,
-    pub(crate) sweeps: AtomicU64,
 }
 
 /// What the pipeline of one tracer shares between the hot path, the worker and the handles.
@@ -234,7 +233,6 @@ impl Shared {
     pub(crate) fn sweep(&self) -> usize {
         let mut scratch = lock(&self.export_lock);
         let scratch = &mut *scratch;
-        self.counters.sweeps.fetch_add(1, Ordering::Relaxed);
         let buffers: Vec<Arc<ThreadBuffer>> = lock(&self.buffers).clone();
         let batch_size = match self.processor {
             Processor::Batch(config) => config.max_export_batch_size.max(1),

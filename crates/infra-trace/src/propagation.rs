@@ -81,27 +81,24 @@ impl Injector for Vec<(String, String)> {
 
 impl Extractor for Vec<(String, String)> {
     fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
-        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).for_each(|(_, v)| each(v));
+        self.as_slice().for_each(name, each);
     }
 
     fn for_each_of<'a>(&'a self, names: &[&str], each: &mut dyn FnMut(usize, &'a str)) {
-        for (key, value) in self {
-            if let Some(index) = names.iter().position(|n| key.eq_ignore_ascii_case(n)) {
-                each(index, value);
-            }
-        }
+        self.as_slice().for_each_of(names, each);
     }
 }
 
-impl Extractor for [(&str, &str)] {
+/// Header pairs in order, as `(&str, &str)` or `(String, String)`.
+impl<K: AsRef<str>, V: AsRef<str>> Extractor for [(K, V)] {
     fn for_each<'a>(&'a self, name: &str, each: &mut dyn FnMut(&'a str)) {
-        self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).for_each(|(_, v)| each(v));
+        self.iter().filter(|(k, _)| k.as_ref().eq_ignore_ascii_case(name)).for_each(|(_, v)| each(v.as_ref()));
     }
 
     fn for_each_of<'a>(&'a self, names: &[&str], each: &mut dyn FnMut(usize, &'a str)) {
         for (key, value) in self {
-            if let Some(index) = names.iter().position(|n| key.eq_ignore_ascii_case(n)) {
-                each(index, value);
+            if let Some(index) = names.iter().position(|n| key.as_ref().eq_ignore_ascii_case(n)) {
+                each(index, value.as_ref());
             }
         }
     }

@@ -77,6 +77,13 @@ impl Sampler {
         Sampler::ParentBased(Box::new(Sampler::RateLimited(Arc::new(RateLimiter::new(per_second)))))
     }
 
+    /// Whether a child of an unsampled parent is never sampled (always off, or parent-based): then
+    /// the tracer can skip the decision for children of unsampled local spans.
+    #[inline]
+    pub(crate) fn follows_unsampled_parent(&self) -> bool {
+        matches!(self, Sampler::AlwaysOff | Sampler::ParentBased(_))
+    }
+
     /// The decision for a span, `now_nanos` on the tracer's clock.
     #[inline]
     pub(crate) fn decide(&self, input: &SamplingInput<'_>, now: impl Fn() -> u64) -> bool {

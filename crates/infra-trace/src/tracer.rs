@@ -100,7 +100,7 @@ pub struct Tracer {
 struct Inner {
     shared: Arc<Shared>,
     sampler: Sampler,
-    /// The sampler never samples a child of an unsampled parent (always off, or parent-based).
+    /// `sampler.follows_unsampled_parent()`, computed once: it is asked on every span start.
     follows_unsampled_parent: bool,
     ids: Option<Arc<dyn IdGenerator>>,
     propagation: Vec<Propagation>,
@@ -155,13 +155,18 @@ impl Tracer {
     /// its own, and this path costs a few nanoseconds.
     #[inline]
     pub fn start(&self, name: impl Into<Cow<'static, str>>) -> Span {
-        if self.inner.follows_unsampled_parent
-            && let Some(context) = crate::pipeline::unsampled_parent()
-        {
+        if let Some(context) = self.unsampled_current() {
             return Span::non_recording(context);
         }
         let parent = crate::pipeline::current();
         self.start_span(name.into(), SpanKind::Internal, parent.as_ref(), Vec::new(), Vec::new())
+    }
+
+    /// The current context, when it is a local unsampled span whose children the sampler will not
+    /// sample either: a child then shares it (the fast path of [`Tracer::start`] and builders).
+    #[inline(always)]
+    fn unsampled_current(&self) -> Option<SpanContext> {
+        if self.inner.follows_unsampled_parent { crate::pipeline::unsampled_parent() } else { None }
     }
 
     /// Starts a new trace (the seed's `start_trace`), whatever is current.
@@ -514,7 +519,7 @@ impl TracerBuilder {
         Ok(Tracer {
             inner: Arc::new(Inner {
                 shared,
-                follows_unsampled_parent: matches!(sampler, Sampler::AlwaysOff | Sampler::ParentBased(_)),
+                follows_unsampled_parent: sampler.follows_unsampled_parent(),
                 sampler,
                 ids: self.ids,
                 propagation: self.propagation,
@@ -584,9 +589,7 @@ impl<'a> SpanBuilder<'a> {
         let SpanBuilder { tracer, name, kind, parent, attributes, links } = self;
         match parent {
             ParentChoice::Current => {
-                if tracer.inner.follows_unsampled_parent
-                    && let Some(context) = crate::pipeline::unsampled_parent()
-                {
+                if let Some(context) = tracer.unsampled_current() {
                     return Span::non_recording(context);
                 }
                 let parent = crate::pipeline::current();
