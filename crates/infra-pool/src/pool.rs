@@ -1,0 +1,407 @@
+//! The async front end: acquires are futures, maintenance is a tokio task.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::config::{Config, config_setters};
+use crate::core::{Budget, Checkout, Cleanup, Core, Grant, Held, Loss, Reserved, Screen, Slot, Waiter, lock};
+use crate::error::{BuildError, CloseError, PoolError};
+use crate::guard::{Home, Pooled};
+use crate::manager::Manager;
+use crate::stats::{PoolStats, add};
+use crate::unwind::{CatchUnwind, Panicked};
+
+/// An async connection pool: fair (first come, first served), cancellation-safe, and quick to report why
+/// the database cannot be reached.
+///
+/// A cheap handle: clones share one pool. Build it inside a tokio runtime with the time driver enabled;
+/// its maintenance task (warming `min_idle`, reaping, periodic checks) runs there and stops when the pool
+/// is closed or its last handle dropped.
+pub struct Pool<M: Manager> {
+    inner: Arc<Inner<M>>,
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Pool { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<M: Manager> std::fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("core", &self.inner.core).finish_non_exhaustive()
+    }
+}
+
+struct Inner<M: Manager> {
+    core: Core<M::Connection>,
+    manager: M,
+    maintenance: Mutex<Option<AbortHandle>>,
+}
+
+/// Configures a [`Pool`]; from [`Pool::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder<M: Manager> {
+    manager: M,
+    config: Config,
+    clock: quanta::Clock,
+    cleanup: Option<Cleanup<M::Connection>>,
+}
+
+impl<M: Manager> std::fmt::Debug for PoolBuilder<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl<M: Manager> PoolBuilder<M> {
+    config_setters!();
+
+    /// Runs `cleanup` on every connection the pool closes (the seed's `cleanup`); not on detached ones.
+    /// A panic in it is caught and counted.
+    pub fn on_destroy(mut self, cleanup: impl Fn(&mut M::Connection) + Send + Sync + 'static) -> Self {
+        self.cleanup = Some(Box::new(cleanup));
+        self
+    }
+
+    /// Builds the pool and starts its maintenance task (which opens `min_idle` connections at once).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] for settings the pool cannot honour, and [`BuildError::NoRuntime`] outside a tokio
+    /// runtime.
+    pub fn build(self) -> Result<Pool<M>, BuildError> {
+        self.config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let interval = self.config.maintenance_interval;
+        let inner = Arc::new(Inner {
+            core: Core::new(self.config, self.clock, self.cleanup),
+            manager: self.manager,
+            maintenance: Mutex::new(None),
+        });
+        let task = runtime.spawn(maintain(Arc::downgrade(&inner), interval));
+        *lock(&inner.maintenance) = Some(task.abort_handle());
+        Ok(Pool { inner })
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// A builder around `manager`, with the defaults listed on each setter.
+    pub fn builder(manager: M) -> PoolBuilder<M> {
+        PoolBuilder { manager, config: Config::default(), clock: quanta::Clock::new(), cleanup: None }
+    }
+
+    /// Acquires a connection within the pool's acquire timeout.
+    ///
+    /// # Errors
+    ///
+    /// See [`Pool::get_timeout`].
+    pub async fn get(&self) -> Result<Pooled<M::Connection>, PoolError<M::Error>> {
+        self.get_timeout(self.inner.core.config.acquire_timeout).await
+    }
+
+    /// Acquires a connection within `timeout`: an idle one if any (checked per the health-check policy), a
+    /// new one while the pool is below `max_size`, else the next one returned, in arrival order.
+    ///
+    /// Dropping the future at any point gives back whatever it held.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Create`] with the driver's own error when opening a connection fails (at once, not after
+    /// the timeout), [`PoolError::CreateTimeout`], [`PoolError::Timeout`] (with the last connect error when
+    /// connections have been failing), [`PoolError::Closed`], [`PoolError::ManagerPanicked`].
+    pub async fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M::Connection>, PoolError<M::Error>> {
+        let mut budget = Budget::new(timeout);
+        let core = &self.inner.core;
+        match core.checkout() {
+            Checkout::Idle(slot) => self.checked_out(slot, &mut budget).await,
+            Checkout::Create(reserved) => self.open(reserved, &mut budget).await,
+            Checkout::Wait(waiter) => {
+                let since = waiter.since;
+                let waiting = Waiting { core, waiter: Some(waiter), closer: false };
+                match tokio::time::timeout_at(budget.deadline(), waiting).await {
+                    Ok(Grant::Conn(slot)) => {
+                        core.record_wait(since);
+                        self.checked_out(slot, &mut budget).await
+                    }
+                    Ok(Grant::Create) => {
+                        core.record_wait(since);
+                        self.open(Reserved::new(core), &mut budget).await
+                    }
+                    Ok(Grant::Closed) => Err(PoolError::Closed),
+                    Err(_elapsed) => Err(self.timed_out(core.elapsed(since))),
+                }
+            }
+            Checkout::Closed => Err(PoolError::Closed),
+        }
+    }
+
+    fn timed_out(&self, waited: Duration) -> PoolError<M::Error> {
+        let core = &self.inner.core;
+        add(&core.counts.timeouts);
+        PoolError::Timeout {
+            waited,
+            in_use: core.stats().in_use,
+            max_size: core.config.max_size,
+            last_create_error: core.last_create_error(),
+        }
+    }
+
+    /// Screens a connection from the idle set (or handed over); one that fails is replaced in its slot.
+    async fn checked_out(
+        &self,
+        mut slot: Slot<M::Connection>,
+        budget: &mut Budget<Instant>,
+    ) -> Result<Pooled<M::Connection>, PoolError<M::Error>> {
+        let inner = &self.inner;
+        let core = &inner.core;
+        match core.screen(&mut slot, |conn| inner.manager.is_broken(conn)) {
+            Screen::Fine => Ok(self.guard(slot)),
+            Screen::Lost(loss) => {
+                let reserved = Held::new(core, slot).renew(loss);
+                self.open(reserved, budget).await
+            }
+            Screen::Validate => {
+                let mut held = Held::new(core, slot);
+                if inner.validate(held.conn()).await {
+                    Ok(self.guard(held.keep()))
+                } else {
+                    let reserved = held.renew(Loss::HealthCheck);
+                    self.open(reserved, budget).await
+                }
+            }
+        }
+    }
+
+    /// Opens a connection in a reserved slot.
+    async fn open(
+        &self,
+        reserved: Reserved<'_, M::Connection>,
+        budget: &mut Budget<Instant>,
+    ) -> Result<Pooled<M::Connection>, PoolError<M::Error>> {
+        match self.inner.connect(budget.deadline()).await {
+            Ok(conn) => Ok(self.guard(reserved.fill(conn))),
+            Err(error) => {
+                reserved.fail(Loss::CreateFailed);
+                Err(error)
+            }
+        }
+    }
+
+    fn guard(&self, slot: Slot<M::Connection>) -> Pooled<M::Connection> {
+        self.inner.core.counts.acquired();
+        let home: Arc<dyn Home<M::Connection>> = self.inner.clone();
+        Pooled::new(slot, home)
+    }
+
+    /// What the pool holds and has done.
+    pub fn stats(&self) -> PoolStats {
+        self.inner.core.stats()
+    }
+
+    /// The manager the pool was built with.
+    pub fn manager(&self) -> &M {
+        &self.inner.manager
+    }
+
+    /// Whether [`Pool::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.core.is_closed()
+    }
+
+    /// Runs one maintenance pass now: closes connections past their lifetime or idle timeout, checks idle
+    /// ones due for a periodic check, and opens connections up to `min_idle`. The background task does this
+    /// every maintenance interval; tests driving a mock clock call it by hand.
+    pub async fn run_maintenance(&self) {
+        self.inner.maintain().await;
+    }
+
+    /// Closes the pool: new acquires (and those waiting) fail with [`PoolError::Closed`], idle connections
+    /// are closed now, and connections in use are closed as they come back, waited for up to `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`CloseError::Outstanding`] when connections were still in use at the timeout; they are closed when
+    /// returned.
+    pub async fn close(&self, timeout: Duration) -> Result<(), CloseError> {
+        let core = &self.inner.core;
+        if let Some(task) = lock(&self.inner.maintenance).take() {
+            task.abort();
+        }
+        for slot in core.close() {
+            core.destroy(slot, Loss::Shutdown);
+        }
+        let Some(closer) = core.closer() else { return Ok(()) };
+        let waiting = Waiting { core, waiter: Some(closer), closer: true };
+        match tokio::time::timeout(timeout, waiting).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(CloseError::Outstanding { in_use: core.stats().size, waited: timeout }),
+        }
+    }
+}
+
+impl<M: Manager> Inner<M> {
+    /// Runs the manager's `validate` within the health-check timeout; a panic counts as a failure.
+    async fn validate(&self, conn: &mut M::Connection) -> bool {
+        let check = CatchUnwind::new(self.manager.validate(conn));
+        match tokio::time::timeout(self.core.config.health_check_timeout, check).await {
+            Ok(Ok(Ok(()))) => true,
+            Ok(Ok(Err(_))) | Err(_) => false,
+            Ok(Err(Panicked)) => {
+                add(&self.core.counts.manager_panics);
+                false
+            }
+        }
+    }
+
+    /// Opens a connection by `deadline`, retrying with backoff as configured. Every failed attempt is
+    /// counted and remembered for timeout messages.
+    async fn connect(&self, deadline: Instant) -> Result<M::Connection, PoolError<M::Error>> {
+        let core = &self.core;
+        let config = &core.config;
+        let mut backoff = config.retry_backoff;
+        let mut attempt = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let limit = config.create_timeout.min(left);
+            let error = match tokio::time::timeout(limit, CatchUnwind::new(self.manager.create())).await {
+                Ok(Ok(Ok(conn))) => return Ok(conn),
+                Ok(Ok(Err(error))) => {
+                    core.note_create_error(&error);
+                    PoolError::Create(error)
+                }
+                Ok(Err(Panicked)) => {
+                    add(&core.counts.manager_panics);
+                    add(&core.counts.create_failures);
+                    return Err(PoolError::ManagerPanicked("opening a connection"));
+                }
+                Err(_) if limit < config.create_timeout => {
+                    // The acquire's own deadline cut the attempt short: that is a wait timeout.
+                    add(&core.counts.create_failures);
+                    add(&core.counts.timeouts);
+                    return Err(PoolError::Timeout {
+                        waited: limit,
+                        in_use: core.stats().in_use,
+                        max_size: config.max_size,
+                        last_create_error: core.last_create_error(),
+                    });
+                }
+                Err(_) => {
+                    let error = PoolError::CreateTimeout(limit);
+                    core.note_create_error(&error);
+                    error
+                }
+            };
+            add(&core.counts.create_failures);
+            attempt += 1;
+            if attempt > config.create_retries || Instant::now() + backoff >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2).min(config.create_timeout);
+        }
+    }
+
+    async fn maintain(&self) {
+        let core = &self.core;
+        let sweep = core.sweep();
+        for (slot, loss) in sweep.expired {
+            core.destroy(slot, loss);
+        }
+        for slot in sweep.to_check {
+            let mut held = Held::new(core, slot);
+            if self.validate(held.conn()).await {
+                core.restore(held.keep());
+            } else {
+                held.close(Loss::HealthCheck);
+            }
+        }
+        while let Some(reserved) = core.reserve_warm() {
+            let deadline = Instant::now() + core.config.create_timeout;
+            match self.connect(deadline).await {
+                Ok(conn) => core.restore(reserved.fill(conn)),
+                Err(_) => {
+                    // Counted and remembered by `connect`; the next pass tries again.
+                    reserved.fail(Loss::CreateFailed);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl<M: Manager> Home<M::Connection> for Inner<M> {
+    fn release(&self, slot: Slot<M::Connection>, broken: bool) {
+        self.core.release(slot, |conn| !broken && self.manager.on_release(conn) && !self.manager.is_broken(conn));
+    }
+
+    fn detach(&self) {
+        self.core.discard(Loss::Detached);
+    }
+}
+
+impl<M: Manager> Drop for Inner<M> {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.maintenance).take() {
+            task.abort();
+        }
+        // The last handle and every guard are gone: close what is idle, with the cleanup hook.
+        for slot in self.core.close() {
+            self.core.close_connection(slot.conn);
+        }
+    }
+}
+
+/// The background task: one maintenance pass now (warming `min_idle`), then one every interval.
+async fn maintain<M: Manager>(pool: Weak<Inner<M>>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = pool.upgrade() else { return };
+        if inner.core.is_closed() {
+            return;
+        }
+        inner.maintain().await;
+    }
+}
+
+/// A queued acquire (or a close waiting for returns). Dropped before its grant is taken, it leaves the
+/// queue or passes the grant on.
+struct Waiting<'a, C> {
+    core: &'a Core<C>,
+    waiter: Option<Arc<Waiter<C>>>,
+    closer: bool,
+}
+
+impl<C> Future for Waiting<'_, C> {
+    type Output = Grant<C>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Grant<C>> {
+        let Some(waiter) = &self.waiter else { return Poll::Ready(Grant::Closed) };
+        match waiter.poll_task(cx.waker()) {
+            Some(grant) => {
+                self.waiter = None;
+                Poll::Ready(grant)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<C> Drop for Waiting<'_, C> {
+    fn drop(&mut self) {
+        let Some(waiter) = self.waiter.take() else { return };
+        if self.closer {
+            self.core.drop_closer(&waiter);
+        } else if let Some(grant) = self.core.cancel(&waiter) {
+            self.core.give_back(grant);
+        }
+    }
+}
