@@ -113,10 +113,10 @@ impl<M: BlockingManager> BlockingPool<M> {
     pub fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M::Connection>, PoolError<M::Error>> {
         let mut budget = Budget::new(timeout);
         let core = &self.inner.core;
-        match core.checkout() {
+        match core.checkout(|| None) {
             Checkout::Idle(slot) => self.checked_out(slot, &mut budget),
             Checkout::Create(reserved) => self.open(reserved, &mut budget),
-            Checkout::Wait(waiter) => {
+            Checkout::Wait(waiter, _) => {
                 let deadline = budget.deadline();
                 let grant = loop {
                     if let Some(grant) = waiter.poll_thread() {
@@ -142,6 +142,8 @@ impl<M: BlockingManager> BlockingPool<M> {
                         self.open(Reserved::new(core), &mut budget)
                     }
                     Grant::Closed => Err(PoolError::Closed),
+                    // Blocking waiters keep their own deadline.
+                    Grant::TimedOut => Err(self.timed_out(core.elapsed(waiter.since))),
                 }
             }
             Checkout::Closed => Err(PoolError::Closed),

@@ -39,6 +39,8 @@ pub(crate) enum Grant<C> {
     Create,
     /// The pool closed.
     Closed,
+    /// The waiter's deadline passed (only for waiters whose deadline the pool watches).
+    TimedOut,
 }
 
 /// Whom to wake when a grant arrives.
@@ -70,11 +72,13 @@ struct WaiterCell<C> {
 pub(crate) struct Waiter<C> {
     cell: Mutex<WaiterCell<C>>,
     pub(crate) since: Instant,
+    /// When the pool itself times this waiter out; `None` for waiters that keep their own timer.
+    deadline: Option<std::time::Instant>,
 }
 
 impl<C> Waiter<C> {
-    fn new(since: Instant) -> Self {
-        Waiter { cell: Mutex::new(WaiterCell { grant: None, wake: Wake::Nobody }), since }
+    fn new(since: Instant, deadline: Option<std::time::Instant>) -> Self {
+        Waiter { cell: Mutex::new(WaiterCell { grant: None, wake: Wake::Nobody }), since, deadline }
     }
 
     /// Hands over a grant; returns whom to wake, to be woken after the pool's lock is released.
@@ -140,7 +144,8 @@ pub(crate) enum Loss {
 pub(crate) enum Checkout<'a, C> {
     Idle(Slot<C>),
     Create(Reserved<'a, C>),
-    Wait(Arc<Waiter<C>>),
+    /// Queued; `true` when the queue was empty before (whoever watches deadlines should look again).
+    Wait(Arc<Waiter<C>>, bool),
     Closed,
 }
 
@@ -239,8 +244,9 @@ impl<C> Core<C> {
         if self.needs_clock { self.clock.now() } else { self.epoch }
     }
 
-    /// Takes an idle connection, a slot to open one in, or a place in the queue.
-    pub(crate) fn checkout(&self) -> Checkout<'_, C> {
+    /// Takes an idle connection, a slot to open one in, or a place in the queue. `deadline` is read only
+    /// when the acquire has to queue: `Some` when the pool should time the waiter out (see [`Core::expire`]).
+    pub(crate) fn checkout(&self, deadline: impl FnOnce() -> Option<std::time::Instant>) -> Checkout<'_, C> {
         let mut state = self.lock();
         if state.closed {
             return Checkout::Closed;
@@ -255,10 +261,11 @@ impl<C> Core<C> {
                 return Checkout::Create(Reserved::new(self));
             }
         }
-        let waiter = Arc::new(Waiter::new(self.clock.now()));
+        let waiter = Arc::new(Waiter::new(self.clock.now(), deadline()));
+        let first = state.waiters.is_empty();
         state.waiters.push_back(Arc::clone(&waiter));
         state.max_waiters = state.max_waiters.max(state.waiters.len());
-        Checkout::Wait(waiter)
+        Checkout::Wait(waiter, first)
     }
 
     /// Returns a connection: to the oldest waiter if there is one, else to the idle set. When the pool is
@@ -358,8 +365,32 @@ impl<C> Core<C> {
         match grant {
             Grant::Conn(slot) => self.restore(slot),
             Grant::Create => self.discard(Loss::CreateAbandoned),
-            Grant::Closed => {}
+            Grant::Closed | Grant::TimedOut => {}
         }
+    }
+
+    /// Times out the waiters whose deadline passed by `now`, and returns the earliest deadline left.
+    ///
+    /// One watcher calling this replaces a timer per waiter, which costs more than the rest of a wait.
+    pub(crate) fn expire(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        let mut wakes = Vec::new();
+        let mut next: Option<std::time::Instant> = None;
+        {
+            let mut state = self.lock();
+            state.waiters.retain(|waiter| match waiter.deadline {
+                Some(deadline) if deadline <= now => {
+                    wakes.push(waiter.give(Grant::TimedOut));
+                    false
+                }
+                Some(deadline) => {
+                    next = Some(next.map_or(deadline, |next| next.min(deadline)));
+                    true
+                }
+                None => true,
+            });
+        }
+        wakes.into_iter().for_each(Wake::wake);
+        next
     }
 
     /// Records how long an acquire queued.
@@ -466,7 +497,7 @@ impl<C> Core<C> {
         if state.size == 0 {
             return None;
         }
-        let closer = Arc::new(Waiter::new(self.clock.now()));
+        let closer = Arc::new(Waiter::new(self.clock.now(), None));
         state.closers.push(Arc::clone(&closer));
         Some(closer)
     }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -42,7 +43,10 @@ impl<M: Manager> std::fmt::Debug for Pool<M> {
 struct Inner<M: Manager> {
     core: Core<M::Connection>,
     manager: M,
-    maintenance: Mutex<Option<AbortHandle>>,
+    /// Told when the queue of waiters stops being empty, for the task that times waiters out.
+    queue_started: Arc<Notify>,
+    /// The maintenance and expiry tasks, stopped on close and drop.
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 /// Configures a [`Pool`]; from [`Pool::builder`].
@@ -80,13 +84,16 @@ impl<M: Manager> PoolBuilder<M> {
         self.config.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let interval = self.config.maintenance_interval;
+        let queue_started = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
             core: Core::new(self.config, self.clock, self.cleanup),
             manager: self.manager,
-            maintenance: Mutex::new(None),
+            queue_started: Arc::clone(&queue_started),
+            tasks: Mutex::new(Vec::new()),
         });
-        let task = runtime.spawn(maintain(Arc::downgrade(&inner), interval));
-        *lock(&inner.maintenance) = Some(task.abort_handle());
+        let maintenance = runtime.spawn(maintain(Arc::downgrade(&inner), interval));
+        let expiry = runtime.spawn(expire_waiters(Arc::downgrade(&inner), queue_started));
+        *lock(&inner.tasks) = vec![maintenance.abort_handle(), expiry.abort_handle()];
         Ok(Pool { inner })
     }
 }
@@ -117,15 +124,26 @@ impl<M: Manager> Pool<M> {
     /// the timeout), [`PoolError::CreateTimeout`], [`PoolError::Timeout`] (with the last connect error when
     /// connections have been failing), [`PoolError::Closed`], [`PoolError::ManagerPanicked`].
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M::Connection>, PoolError<M::Error>> {
-        let mut budget = Budget::new(timeout);
+        let mut budget = Budget::<Instant>::new(timeout);
         let core = &self.inner.core;
-        match core.checkout() {
+        // Waiters on the pool's own timeout queue in deadline order, so one task times them all out; others
+        // bring a timer of their own.
+        let watched = timeout == core.config.acquire_timeout;
+        match core.checkout(|| watched.then(|| budget.deadline().into_std())) {
             Checkout::Idle(slot) => self.checked_out(slot, &mut budget).await,
             Checkout::Create(reserved) => self.open(reserved, &mut budget).await,
-            Checkout::Wait(waiter) => {
+            Checkout::Wait(waiter, first) => {
                 let since = waiter.since;
                 let waiting = Waiting { core, waiter: Some(waiter), closer: false };
-                match tokio::time::timeout_at(budget.deadline(), waiting).await {
+                let grant = if watched {
+                    if first {
+                        self.inner.queue_started.notify_one();
+                    }
+                    Ok(waiting.await)
+                } else {
+                    tokio::time::timeout_at(budget.deadline(), waiting).await
+                };
+                match grant {
                     Ok(Grant::Conn(slot)) => {
                         core.record_wait(since);
                         self.checked_out(slot, &mut budget).await
@@ -135,7 +153,7 @@ impl<M: Manager> Pool<M> {
                         self.open(Reserved::new(core), &mut budget).await
                     }
                     Ok(Grant::Closed) => Err(PoolError::Closed),
-                    Err(_elapsed) => Err(self.timed_out(core.elapsed(since))),
+                    Ok(Grant::TimedOut) | Err(_) => Err(self.timed_out(core.elapsed(since))),
                 }
             }
             Checkout::Closed => Err(PoolError::Closed),
@@ -231,9 +249,7 @@ impl<M: Manager> Pool<M> {
     /// returned.
     pub async fn close(&self, timeout: Duration) -> Result<(), CloseError> {
         let core = &self.inner.core;
-        if let Some(task) = lock(&self.inner.maintenance).take() {
-            task.abort();
-        }
+        self.inner.stop_tasks();
         for slot in core.close() {
             core.destroy(slot, Loss::Shutdown);
         }
@@ -247,6 +263,12 @@ impl<M: Manager> Pool<M> {
 }
 
 impl<M: Manager> Inner<M> {
+    fn stop_tasks(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+
     /// Runs the manager's `validate` within the health-check timeout; a panic counts as a failure.
     async fn validate(&self, conn: &mut M::Connection) -> bool {
         let check = CatchUnwind::new(self.manager.validate(conn));
@@ -348,9 +370,7 @@ impl<M: Manager> Home<M::Connection> for Inner<M> {
 
 impl<M: Manager> Drop for Inner<M> {
     fn drop(&mut self) {
-        if let Some(task) = lock(&self.maintenance).take() {
-            task.abort();
-        }
+        self.stop_tasks();
         // The last handle and every guard are gone: close what is idle, with the cleanup hook.
         for slot in self.core.close() {
             self.core.close_connection(slot.conn);
@@ -369,6 +389,26 @@ async fn maintain<M: Manager>(pool: Weak<Inner<M>>, interval: Duration) {
             return;
         }
         inner.maintain().await;
+    }
+}
+
+/// The expiry task: sleeps until the earliest deadline among waiters on the pool's timeout, times out
+/// those whose deadline passed, and waits for a waiter when there is none.
+async fn expire_waiters<M: Manager>(pool: Weak<Inner<M>>, queue_started: Arc<Notify>) {
+    loop {
+        let next = {
+            let Some(inner) = pool.upgrade() else { return };
+            if inner.core.is_closed() {
+                return;
+            }
+            inner.core.expire(Instant::now().into_std())
+        };
+        match next {
+            // Later waiters on the same timeout have later deadlines, so this sleep misses none.
+            Some(deadline) => tokio::time::sleep_until(Instant::from_std(deadline)).await,
+            // `notify_one` leaves a permit when nobody listens, so a queue started meanwhile is not missed.
+            None => queue_started.notified().await,
+        }
     }
 }
 

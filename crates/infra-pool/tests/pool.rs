@@ -139,6 +139,41 @@ async fn a_timeout_after_failing_attempts_says_why() -> Result<(), Box<dyn std::
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_on_the_pool_timeout_and_on_their_own_all_time_out_in_time() -> Result<(), Box<dyn std::error::Error>> {
+    let pool = builder(&TestManager::new()).max_size(1).acquire_timeout(Duration::from_millis(40)).build()?;
+    let held = pool.get().await?;
+    let started = std::time::Instant::now();
+    let waiters: Vec<_> = (0..6u64)
+        .map(|n| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let result = if n % 3 == 2 {
+                    pool.get_timeout(Duration::from_millis(60)).await // a timer of its own, mid-queue
+                } else {
+                    pool.get().await // timed out by the pool's expiry task
+                };
+                (result.map(|_| ()), started.elapsed())
+            })
+        })
+        .collect();
+    for (n, waiter) in waiters.into_iter().enumerate() {
+        let (result, elapsed) = waiter.await?;
+        assert!(matches!(result, Err(PoolError::Timeout { in_use: 1, .. })), "{result:?}");
+        let floor = if n % 3 == 2 { 60 } else { 40 };
+        assert!(elapsed >= Duration::from_millis(floor) && elapsed < Duration::from_secs(2), "waiter {n}: {elapsed:?}");
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.timeouts, stats.waiters), (6, 0));
+    drop(held);
+    // The expiry task goes back to sleep and wakes for the next queue.
+    let held = pool.get().await?;
+    assert!(matches!(pool.get().await, Err(PoolError::Timeout { .. })));
+    drop(held);
+    assert_balanced(&pool.stats());
+    Ok(())
+}
+
 #[tokio::test]
 async fn lifetime_and_idleness_follow_the_injected_clock() -> Result<(), Box<dyn std::error::Error>> {
     let (clock, time) = quanta::Clock::mock();
