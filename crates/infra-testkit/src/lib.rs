@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The same code starts servers for the harness and for tests that need an instance of their own (one
-//! they restart, or configure): [`start_redis`], [`start_postgres`], [`ServerProcess`].
+//! they restart, or configure): [`start_redis`], [`start_postgres`], [`ServerProcess`], and [`restart_redis`] / [`restart_postgres`]
+//! to bring a stopped one back on the same port.
 //!
 //! Convention: every test that talks to a real server has a name starting with `interop_`, so that
 //! `cargo xtask ci` runs it in its interop tier, after the servers are up.
@@ -28,7 +29,8 @@ mod wire;
 pub use http::{HttpResponse, http_request};
 pub use process::{ServerProcess, free_port, pid_alive, terminate_pid, wait_until};
 pub use servers::{
-    postgres_bin_dir, run_with_input, running_as_root, start_postgres, start_prometheus, start_redis, url_addr,
+    postgres_bin_dir, restart_postgres, restart_redis, run_with_input, running_as_root, start_postgres,
+    start_prometheus, start_redis, url_addr,
 };
 pub use wire::{RespValue, postgres_query, redis_command};
 

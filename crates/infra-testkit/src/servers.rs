@@ -27,23 +27,34 @@ const PORT_ATTEMPTS: usize = 3;
 /// of the server's log.
 pub fn start_redis(redis_server: &Path, dir: &Path) -> io::Result<(ServerProcess, SocketAddr)> {
     retry_ports("redis", |port| {
-        let mut command = Command::new(redis_server);
-        command
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
-            .arg("--dir")
-            .arg(dir);
-        let mut process = ServerProcess::spawn("redis", command, &dir.join(format!("redis-{port}.log")))?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        process
-            .wait_ready(READY_TIMEOUT, || match redis_command(addr, &[b"PING"]) {
-                Ok(RespValue::Simple(pong)) if pong == "PONG" => Ok(()),
-                Ok(other) => Err(format!("unexpected reply to PING: {other:?}")),
-                Err(err) => Err(err.to_string()),
-            })
-            .map_err(io::Error::other)?;
-        Ok((process, addr))
+        Ok((restart_redis(redis_server, dir, addr)?, addr))
     })
+}
+
+/// Starts `redis-server` on `addr` (a loopback address a previous [`start_redis`] returned, after that
+/// server was stopped), to test what clients do when their server comes back. Waits until it answers `PING`.
+///
+/// # Errors
+///
+/// As [`start_redis`]; also when the port has been taken meanwhile.
+pub fn restart_redis(redis_server: &Path, dir: &Path, addr: SocketAddr) -> io::Result<ServerProcess> {
+    let port = addr.port();
+    let mut command = Command::new(redis_server);
+    command
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+        .arg("--dir")
+        .arg(dir);
+    let mut process = ServerProcess::spawn("redis", command, &dir.join(format!("redis-{port}.log")))?;
+    process
+        .wait_ready(READY_TIMEOUT, || match redis_command(addr, &[b"PING"]) {
+            Ok(RespValue::Simple(pong)) if pong == "PONG" => Ok(()),
+            Ok(other) => Err(format!("unexpected reply to PING: {other:?}")),
+            Err(err) => Err(err.to_string()),
+        })
+        .map_err(io::Error::other)?;
+    Ok(process)
 }
 
 /// Finds the folder holding PostgreSQL's `postgres` and `initdb`: `PATH` first, then the newest
@@ -79,25 +90,16 @@ pub fn postgres_bin_dir() -> Option<PathBuf> {
 /// end of the relevant log.
 pub fn start_postgres(bin_dir: &Path, dir: &Path) -> io::Result<(ServerProcess, SocketAddr)> {
     let account = if running_as_root() { Some(unprivileged_account()?) } else { None };
-    let data = dir.join("data");
-    let log_path = dir.join("postgres.log");
     if let Some((uid, gid)) = account {
         chown_tree(dir, uid, gid)?;
     }
-    let as_account = |command: &mut Command| {
-        use std::os::unix::process::CommandExt;
-        if let Some((uid, gid)) = account {
-            command.uid(uid).gid(gid);
-        }
-    };
-
     let mut initdb = Command::new(bin_dir.join("initdb"));
     initdb
         .arg("-D")
-        .arg(&data)
+        .arg(dir.join("data"))
         .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
         .env("HOME", dir);
-    as_account(&mut initdb);
+    as_account(&mut initdb, account);
     let output = initdb.output().map_err(|err| io::Error::new(err.kind(), format!("cannot run initdb: {err}")))?;
     if !output.status.success() {
         return Err(io::Error::other(format!(
@@ -107,29 +109,48 @@ pub fn start_postgres(bin_dir: &Path, dir: &Path) -> io::Result<(ServerProcess, 
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-
     retry_ports("postgres", |port| {
-        let mut command = Command::new(bin_dir.join("postgres"));
-        command
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", dir.display()))
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .args(["-c", "max_connections=300"]);
-        as_account(&mut command);
-        let mut process = ServerProcess::spawn("postgres", command, &log_path)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        process
-            .wait_ready(READY_TIMEOUT, || match postgres_query(addr, "postgres", "postgres", "SELECT 1") {
-                Ok(rows) if rows == [[Some("1".to_owned())]] => Ok(()),
-                Ok(rows) => Err(format!("unexpected answer to SELECT 1: {rows:?}")),
-                Err(err) => Err(err.to_string()),
-            })
-            .map_err(io::Error::other)?;
-        Ok((process, addr))
+        Ok((restart_postgres(bin_dir, dir, addr)?, addr))
     })
+}
+
+/// Starts PostgreSQL again on `addr` from the cluster a previous [`start_postgres`] created in `dir`,
+/// after that server was stopped, to test what clients do when their server comes back. Waits until it
+/// answers `SELECT 1`.
+///
+/// # Errors
+///
+/// As [`start_postgres`]; also when the port has been taken meanwhile.
+pub fn restart_postgres(bin_dir: &Path, dir: &Path, addr: SocketAddr) -> io::Result<ServerProcess> {
+    let account = if running_as_root() { Some(unprivileged_account()?) } else { None };
+    let mut command = Command::new(bin_dir.join("postgres"));
+    command
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &addr.port().to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", dir.display()))
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .args(["-c", "max_connections=300"]);
+    as_account(&mut command, account);
+    let mut process = ServerProcess::spawn("postgres", command, &dir.join("postgres.log"))?;
+    process
+        .wait_ready(READY_TIMEOUT, || match postgres_query(addr, "postgres", "postgres", "SELECT 1") {
+            Ok(rows) if rows == [[Some("1".to_owned())]] => Ok(()),
+            Ok(rows) => Err(format!("unexpected answer to SELECT 1: {rows:?}")),
+            Err(err) => Err(err.to_string()),
+        })
+        .map_err(io::Error::other)?;
+    Ok(process)
+}
+
+/// Runs `command` as the unprivileged account PostgreSQL needs under root.
+fn as_account(command: &mut Command, account: Option<(u32, u32)>) {
+    use std::os::unix::process::CommandExt;
+    if let Some((uid, gid)) = account {
+        command.uid(uid).gid(gid);
+    }
 }
 
 /// The socket address of a harness URL such as `redis://127.0.0.1:6379` or
