@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, config_setters};
-use crate::core::{Budget, Checkout, Cleanup, Core, Grant, Held, Loss, Reserved, Screen, Slot, lock};
+use crate::config::{Settings, config_setters};
+use crate::core::{Budget, Checkout, Core, Grant, Held, Loss, Reserved, Retries, Screen, Slot, lock};
 use crate::error::{BuildError, CloseError, PoolError};
 use crate::guard::{Home, Pooled};
 use crate::manager::BlockingManager;
@@ -43,26 +43,17 @@ struct Inner<M: BlockingManager> {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct BlockingPoolBuilder<M: BlockingManager> {
     manager: M,
-    config: Config,
-    clock: quanta::Clock,
-    cleanup: Option<Cleanup<M::Connection>>,
+    settings: Settings<M::Connection>,
 }
 
 impl<M: BlockingManager> std::fmt::Debug for BlockingPoolBuilder<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingPoolBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("BlockingPoolBuilder").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
 impl<M: BlockingManager> BlockingPoolBuilder<M> {
-    config_setters!();
-
-    /// Runs `cleanup` on every connection the pool closes (the seed's `cleanup`); not on detached ones.
-    /// A panic in it is caught and counted.
-    pub fn on_destroy(mut self, cleanup: impl Fn(&mut M::Connection) + Send + Sync + 'static) -> Self {
-        self.cleanup = Some(Box::new(cleanup));
-        self
-    }
+    config_setters!(M::Connection);
 
     /// Builds the pool and starts its maintenance thread (which opens `min_idle` connections at once).
     ///
@@ -70,13 +61,9 @@ impl<M: BlockingManager> BlockingPoolBuilder<M> {
     ///
     /// [`BuildError`] for settings the pool cannot honour, or when the thread cannot be started.
     pub fn build(self) -> Result<BlockingPool<M>, BuildError> {
-        self.config.validate()?;
-        let interval = self.config.maintenance_interval;
-        let inner = Arc::new(Inner {
-            core: Core::new(self.config, self.clock, self.cleanup),
-            manager: self.manager,
-            maintenance: Mutex::new(None),
-        });
+        let interval = self.settings.config.maintenance_interval;
+        let core = self.settings.into_core()?;
+        let inner = Arc::new(Inner { core, manager: self.manager, maintenance: Mutex::new(None) });
         let pool = Arc::downgrade(&inner);
         let worker = thread::Builder::new()
             .name("infra-pool-maintenance".into())
@@ -90,7 +77,7 @@ impl<M: BlockingManager> BlockingPoolBuilder<M> {
 impl<M: BlockingManager> BlockingPool<M> {
     /// A builder around `manager`, with the defaults listed on each setter.
     pub fn builder(manager: M) -> BlockingPoolBuilder<M> {
-        BlockingPoolBuilder { manager, config: Config::default(), clock: quanta::Clock::new(), cleanup: None }
+        BlockingPoolBuilder { manager, settings: Settings::new() }
     }
 
     /// Acquires a connection within the pool's acquire timeout.
@@ -127,7 +114,7 @@ impl<M: BlockingManager> BlockingPool<M> {
                         // A grant that arrived at the last moment is used rather than passed on.
                         match core.cancel(&waiter) {
                             Some(grant) => break grant,
-                            None => return Err(self.timed_out(core.elapsed(waiter.since))),
+                            None => return Err(core.timeout_error(core.elapsed(waiter.since))),
                         }
                     }
                     thread::park_timeout(deadline - now);
@@ -143,21 +130,10 @@ impl<M: BlockingManager> BlockingPool<M> {
                     }
                     Grant::Closed => Err(PoolError::Closed),
                     // Blocking waiters keep their own deadline.
-                    Grant::TimedOut => Err(self.timed_out(core.elapsed(waiter.since))),
+                    Grant::TimedOut => Err(core.timeout_error(core.elapsed(waiter.since))),
                 }
             }
             Checkout::Closed => Err(PoolError::Closed),
-        }
-    }
-
-    fn timed_out(&self, waited: Duration) -> PoolError<M::Error> {
-        let core = &self.inner.core;
-        add(&core.counts.timeouts);
-        PoolError::Timeout {
-            waited,
-            in_use: core.stats().in_use,
-            max_size: core.config.max_size,
-            last_create_error: core.last_create_error(),
         }
     }
 
@@ -270,40 +246,28 @@ impl<M: BlockingManager> Inner<M> {
     /// remembered for timeout messages.
     fn connect(&self, deadline: Instant) -> Result<M::Connection, PoolError<M::Error>> {
         let core = &self.core;
-        let config = &core.config;
-        let mut backoff = config.retry_backoff;
-        let mut attempt = 0;
+        let mut retries = Retries::new(&core.config);
         loop {
             let error = match catch(|| self.manager.create()) {
                 Ok(Ok(conn)) => return Ok(conn),
-                Ok(Err(error)) => {
-                    core.note_create_error(&error);
-                    PoolError::Create(error)
-                }
+                Ok(Err(error)) => PoolError::Create(error),
                 Err(Panicked) => {
                     add(&core.counts.manager_panics);
                     add(&core.counts.create_failures);
                     return Err(PoolError::ManagerPanicked("opening a connection"));
                 }
             };
-            add(&core.counts.create_failures);
-            attempt += 1;
-            if attempt > config.create_retries || Instant::now() + backoff >= deadline {
-                return Err(error);
+            core.attempt_failed(&error);
+            match retries.next(deadline.saturating_duration_since(Instant::now())) {
+                Some(pause) => thread::sleep(pause),
+                None => return Err(error),
             }
-            thread::sleep(backoff);
-            backoff = backoff.saturating_mul(2).min(config.create_timeout);
         }
     }
 
     fn maintain(&self) {
         let core = &self.core;
-        let sweep = core.sweep();
-        for (slot, loss) in sweep.expired {
-            core.destroy(slot, loss);
-        }
-        for slot in sweep.to_check {
-            let mut held = Held::new(core, slot);
+        for mut held in core.sweep() {
             if self.validate(held.conn()) {
                 core.restore(held.keep());
             } else {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::core::{Cleanup, Core};
 use crate::error::BuildError;
 
 /// When a connection taken from the idle set is checked with the manager's `validate` before it is handed
@@ -106,86 +107,118 @@ impl Config {
     }
 }
 
-/// The settings every builder shares, with the setters both front ends expose.
+/// What both builders collect: the settings, the clock, the cleanup hook.
+pub(crate) struct Settings<C> {
+    pub(crate) config: Config,
+    pub(crate) clock: quanta::Clock,
+    pub(crate) cleanup: Option<Cleanup<C>>,
+}
+
+impl<C> Settings<C> {
+    pub(crate) fn new() -> Self {
+        Settings { config: Config::default(), clock: quanta::Clock::new(), cleanup: None }
+    }
+
+    /// The core these settings describe, once they pass their checks.
+    pub(crate) fn into_core(self) -> Result<Core<C>, BuildError> {
+        self.config.validate()?;
+        Ok(Core::new(self.config, self.clock, self.cleanup))
+    }
+}
+
+impl<C> std::fmt::Debug for Settings<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The setters both builders expose (each holds a `settings: Settings<$conn>`).
 macro_rules! config_setters {
-    () => {
+    ($conn:ty) => {
         /// The most connections the pool holds, in use, idle and being opened together (default 10).
         pub fn max_size(mut self, max_size: usize) -> Self {
-            self.config.max_size = max_size;
+            self.settings.config.max_size = max_size;
             self
         }
 
         /// Idle connections kept open, warmed in the background at start and after losses (default 0;
         /// the seed's `min_size`). Idle connections up to this many are never closed for idleness.
         pub fn min_idle(mut self, min_idle: usize) -> Self {
-            self.config.min_idle = min_idle;
+            self.settings.config.min_idle = min_idle;
             self
         }
 
         /// Age at which a connection is closed instead of reused (default 30 minutes; `None` keeps
         /// connections forever).
         pub fn max_lifetime(mut self, max_lifetime: impl Into<Option<Duration>>) -> Self {
-            self.config.max_lifetime = max_lifetime.into();
+            self.settings.config.max_lifetime = max_lifetime.into();
             self
         }
 
         /// Idle time after which a connection beyond `min_idle` is closed (default 10 minutes; the seed's
         /// `max_idle_seconds`; `None` never closes idle connections).
         pub fn idle_timeout(mut self, idle_timeout: impl Into<Option<Duration>>) -> Self {
-            self.config.idle_timeout = idle_timeout.into();
+            self.settings.config.idle_timeout = idle_timeout.into();
             self
         }
 
         /// How long an acquire may take in all, waiting and connecting (default 30 s; the seed's
         /// `acquire(timeout)`). `get_timeout` overrides it per call.
         pub fn acquire_timeout(mut self, acquire_timeout: Duration) -> Self {
-            self.config.acquire_timeout = acquire_timeout;
+            self.settings.config.acquire_timeout = acquire_timeout;
             self
         }
 
         /// How long one connection attempt may take (default 5 s).
         pub fn create_timeout(mut self, create_timeout: Duration) -> Self {
-            self.config.create_timeout = create_timeout;
+            self.settings.config.create_timeout = create_timeout;
             self
         }
 
         /// When checkouts validate a connection (default: when it sat idle 30 s or more).
         pub fn health_check(mut self, health_check: $crate::HealthCheck) -> Self {
-            self.config.health_check = health_check;
+            self.settings.config.health_check = health_check;
             self
         }
 
         /// How long one health check may take before the connection counts as failed (default 5 s).
         pub fn health_check_timeout(mut self, health_check_timeout: Duration) -> Self {
-            self.config.health_check_timeout = health_check_timeout;
+            self.settings.config.health_check_timeout = health_check_timeout;
             self
         }
 
         /// Validates idle connections in the background this often (default: never; the seed's
         /// `health_check`), so a dead connection is replaced before anyone asks for it.
         pub fn health_check_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
-            self.config.health_check_interval = interval.into();
+            self.settings.config.health_check_interval = interval.into();
             self
         }
 
         /// Extra attempts after a failed connection attempt, `backoff` apart and doubling (default no
         /// retries, so an acquirer hears the connect error at once).
         pub fn create_retries(mut self, retries: u32, backoff: Duration) -> Self {
-            self.config.create_retries = retries;
-            self.config.retry_backoff = backoff;
+            self.settings.config.create_retries = retries;
+            self.settings.config.retry_backoff = backoff;
             self
         }
 
         /// How often the background worker warms, reaps and checks (default 1 s).
         pub fn maintenance_interval(mut self, interval: Duration) -> Self {
-            self.config.maintenance_interval = interval;
+            self.settings.config.maintenance_interval = interval;
             self
         }
 
         /// The clock for lifetimes and idleness (default: quanta's TSC clock). Tests pass
         /// `quanta::Clock::mock()` and move time by hand.
         pub fn clock(mut self, clock: quanta::Clock) -> Self {
-            self.clock = clock;
+            self.settings.clock = clock;
+            self
+        }
+
+        /// Runs `cleanup` on every connection the pool closes (the seed's `cleanup`); not on detached ones.
+        /// A panic in it is caught and counted.
+        pub fn on_destroy(mut self, cleanup: impl Fn(&mut $conn) + Send + Sync + 'static) -> Self {
+            self.settings.cleanup = Some(Box::new(cleanup));
             self
         }
     };

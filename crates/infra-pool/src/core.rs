@@ -20,6 +20,7 @@ use std::time::Duration;
 use quanta::{Clock, Instant};
 
 use crate::config::{Config, HealthCheck};
+use crate::error::PoolError;
 use crate::stats::{Counts, PoolStats, add, read};
 
 /// A connection with the times the pool keeps for it.
@@ -155,13 +156,6 @@ pub(crate) enum Screen {
     Fine,
     Validate,
     Lost(Loss),
-}
-
-/// Connections a maintenance pass took out of the idle set.
-#[derive(Debug)]
-pub(crate) struct Sweep<C> {
-    pub(crate) expired: Vec<(Slot<C>, Loss)>,
-    pub(crate) to_check: Vec<Slot<C>>,
 }
 
 #[derive(Debug)]
@@ -466,13 +460,25 @@ impl<C> Core<C> {
         self.lock().warming -= 1;
     }
 
-    /// Remembers a connection error, so that acquires timing out meanwhile can say why.
-    pub(crate) fn note_create_error(&self, error: &dyn std::fmt::Display) {
-        self.lock().last_create_error = Some(error.to_string());
+    /// Counts a failed connection attempt and remembers its error, so that acquires timing out meanwhile
+    /// can say why.
+    pub(crate) fn attempt_failed<E: std::fmt::Display>(&self, error: &PoolError<E>) {
+        add(&self.counts.create_failures);
+        let message = match error {
+            PoolError::Create(cause) => cause.to_string(),
+            other => other.to_string(),
+        };
+        self.lock().last_create_error = Some(message);
     }
 
-    pub(crate) fn last_create_error(&self) -> Option<String> {
-        self.lock().last_create_error.clone()
+    /// The error for an acquire that ran out of time after `waited`, counted.
+    pub(crate) fn timeout_error<E>(&self, waited: Duration) -> PoolError<E> {
+        add(&self.counts.timeouts);
+        let (in_use, last_create_error) = {
+            let state = self.lock();
+            (state.size - state.idle.len(), state.last_create_error.clone())
+        };
+        PoolError::Timeout { waited, in_use, max_size: self.config.max_size, last_create_error }
     }
 
     /// Closes the pool to new checkouts and wakes every waiter with the news. Returns the idle connections,
@@ -511,11 +517,13 @@ impl<C> Core<C> {
         self.lock().closed
     }
 
-    /// Takes out of the idle set what a maintenance pass must close or check.
-    pub(crate) fn sweep(&self) -> Sweep<C> {
+    /// Closes idle connections past their lifetime or idle timeout, and takes out of the idle set those due
+    /// for a periodic check, for the caller to validate and [`Held::keep`] or [`Held::close`].
+    pub(crate) fn sweep(&self) -> Vec<Held<'_, C>> {
         let now = self.clock.now();
         let config = &self.config;
-        let mut sweep = Sweep { expired: Vec::new(), to_check: Vec::new() };
+        let mut expired = Vec::new();
+        let mut to_check = Vec::new();
         let mut state = self.lock();
         // Oldest-used first, so that idleness closes the coldest connections and keeps `min_idle` warm ones.
         let mut kept = VecDeque::with_capacity(state.idle.len());
@@ -525,18 +533,22 @@ impl<C> Core<C> {
             let idle_for = now.saturating_duration_since(slot.last_used);
             if config.max_lifetime.is_some_and(|lifetime| age >= lifetime) {
                 idle_left -= 1;
-                sweep.expired.push((slot, Loss::Lifetime));
+                expired.push((slot, Loss::Lifetime));
             } else if idle_left > config.min_idle && config.idle_timeout.is_some_and(|timeout| idle_for >= timeout) {
                 idle_left -= 1;
-                sweep.expired.push((slot, Loss::Idle));
+                expired.push((slot, Loss::Idle));
             } else if config.health_check_interval.is_some_and(|interval| idle_for >= interval) {
-                sweep.to_check.push(slot);
+                to_check.push(slot);
             } else {
                 kept.push_back(slot);
             }
         }
         state.idle = kept;
-        sweep
+        drop(state);
+        for (slot, loss) in expired {
+            self.destroy(slot, loss);
+        }
+        to_check.into_iter().map(|slot| Held::new(self, slot)).collect()
     }
 
     /// A slot for the maintenance pass to open a warm connection in, while the pool is below `min_idle`.
@@ -596,6 +608,32 @@ impl<C> Core<C> {
     /// The time waited since `since`, for error messages.
     pub(crate) fn elapsed(&self, since: Instant) -> Duration {
         self.clock.now().saturating_duration_since(since)
+    }
+}
+
+/// The schedule of connection attempts after a failure: how many more, and the pause before each.
+#[derive(Debug)]
+pub(crate) struct Retries {
+    left: u32,
+    pause: Duration,
+    longest: Duration,
+}
+
+impl Retries {
+    pub(crate) fn new(config: &Config) -> Self {
+        Retries { left: config.create_retries, pause: config.retry_backoff, longest: config.create_timeout }
+    }
+
+    /// The pause before the next attempt, or `None` when attempts ran out or the pause would use up the
+    /// `remaining` time. Pauses double, up to the create timeout.
+    pub(crate) fn next(&mut self, remaining: Duration) -> Option<Duration> {
+        if self.left == 0 || self.pause >= remaining {
+            return None;
+        }
+        self.left -= 1;
+        let pause = self.pause;
+        self.pause = self.pause.saturating_mul(2).min(self.longest);
+        Some(pause)
     }
 }
 

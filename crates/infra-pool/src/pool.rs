@@ -10,8 +10,8 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::config::{Config, config_setters};
-use crate::core::{Budget, Checkout, Cleanup, Core, Grant, Held, Loss, Reserved, Screen, Slot, Waiter, lock};
+use crate::config::{Settings, config_setters};
+use crate::core::{Budget, Checkout, Core, Grant, Held, Loss, Reserved, Retries, Screen, Slot, Waiter, lock};
 use crate::error::{BuildError, CloseError, PoolError};
 use crate::guard::{Home, Pooled};
 use crate::manager::Manager;
@@ -53,26 +53,17 @@ struct Inner<M: Manager> {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PoolBuilder<M: Manager> {
     manager: M,
-    config: Config,
-    clock: quanta::Clock,
-    cleanup: Option<Cleanup<M::Connection>>,
+    settings: Settings<M::Connection>,
 }
 
 impl<M: Manager> std::fmt::Debug for PoolBuilder<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("PoolBuilder").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
 impl<M: Manager> PoolBuilder<M> {
-    config_setters!();
-
-    /// Runs `cleanup` on every connection the pool closes (the seed's `cleanup`); not on detached ones.
-    /// A panic in it is caught and counted.
-    pub fn on_destroy(mut self, cleanup: impl Fn(&mut M::Connection) + Send + Sync + 'static) -> Self {
-        self.cleanup = Some(Box::new(cleanup));
-        self
-    }
+    config_setters!(M::Connection);
 
     /// Builds the pool and starts its maintenance task (which opens `min_idle` connections at once).
     ///
@@ -81,12 +72,12 @@ impl<M: Manager> PoolBuilder<M> {
     /// [`BuildError`] for settings the pool cannot honour, and [`BuildError::NoRuntime`] outside a tokio
     /// runtime.
     pub fn build(self) -> Result<Pool<M>, BuildError> {
-        self.config.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
-        let interval = self.config.maintenance_interval;
+        let interval = self.settings.config.maintenance_interval;
+        let core = self.settings.into_core()?;
         let queue_started = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
-            core: Core::new(self.config, self.clock, self.cleanup),
+            core,
             manager: self.manager,
             queue_started: Arc::clone(&queue_started),
             tasks: Mutex::new(Vec::new()),
@@ -101,7 +92,7 @@ impl<M: Manager> PoolBuilder<M> {
 impl<M: Manager> Pool<M> {
     /// A builder around `manager`, with the defaults listed on each setter.
     pub fn builder(manager: M) -> PoolBuilder<M> {
-        PoolBuilder { manager, config: Config::default(), clock: quanta::Clock::new(), cleanup: None }
+        PoolBuilder { manager, settings: Settings::new() }
     }
 
     /// Acquires a connection within the pool's acquire timeout.
@@ -153,21 +144,10 @@ impl<M: Manager> Pool<M> {
                         self.open(Reserved::new(core), &mut budget).await
                     }
                     Ok(Grant::Closed) => Err(PoolError::Closed),
-                    Ok(Grant::TimedOut) | Err(_) => Err(self.timed_out(core.elapsed(since))),
+                    Ok(Grant::TimedOut) | Err(_) => Err(core.timeout_error(core.elapsed(since))),
                 }
             }
             Checkout::Closed => Err(PoolError::Closed),
-        }
-    }
-
-    fn timed_out(&self, waited: Duration) -> PoolError<M::Error> {
-        let core = &self.inner.core;
-        add(&core.counts.timeouts);
-        PoolError::Timeout {
-            waited,
-            in_use: core.stats().in_use,
-            max_size: core.config.max_size,
-            last_create_error: core.last_create_error(),
         }
     }
 
@@ -286,58 +266,36 @@ impl<M: Manager> Inner<M> {
     /// counted and remembered for timeout messages.
     async fn connect(&self, deadline: Instant) -> Result<M::Connection, PoolError<M::Error>> {
         let core = &self.core;
-        let config = &core.config;
-        let mut backoff = config.retry_backoff;
-        let mut attempt = 0;
+        let create_timeout = core.config.create_timeout;
+        let mut retries = Retries::new(&core.config);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let limit = config.create_timeout.min(left);
+            let limit = create_timeout.min(deadline.saturating_duration_since(Instant::now()));
             let error = match tokio::time::timeout(limit, CatchUnwind::new(self.manager.create())).await {
                 Ok(Ok(Ok(conn))) => return Ok(conn),
-                Ok(Ok(Err(error))) => {
-                    core.note_create_error(&error);
-                    PoolError::Create(error)
-                }
+                Ok(Ok(Err(error))) => PoolError::Create(error),
                 Ok(Err(Panicked)) => {
                     add(&core.counts.manager_panics);
                     add(&core.counts.create_failures);
                     return Err(PoolError::ManagerPanicked("opening a connection"));
                 }
-                Err(_) if limit < config.create_timeout => {
+                Err(_) if limit < create_timeout => {
                     // The acquire's own deadline cut the attempt short: that is a wait timeout.
                     add(&core.counts.create_failures);
-                    add(&core.counts.timeouts);
-                    return Err(PoolError::Timeout {
-                        waited: limit,
-                        in_use: core.stats().in_use,
-                        max_size: config.max_size,
-                        last_create_error: core.last_create_error(),
-                    });
+                    return Err(core.timeout_error(limit));
                 }
-                Err(_) => {
-                    let error = PoolError::CreateTimeout(limit);
-                    core.note_create_error(&error);
-                    error
-                }
+                Err(_) => PoolError::CreateTimeout(limit),
             };
-            add(&core.counts.create_failures);
-            attempt += 1;
-            if attempt > config.create_retries || Instant::now() + backoff >= deadline {
-                return Err(error);
+            core.attempt_failed(&error);
+            match retries.next(deadline.saturating_duration_since(Instant::now())) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(error),
             }
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2).min(config.create_timeout);
         }
     }
 
     async fn maintain(&self) {
         let core = &self.core;
-        let sweep = core.sweep();
-        for (slot, loss) in sweep.expired {
-            core.destroy(slot, loss);
-        }
-        for slot in sweep.to_check {
-            let mut held = Held::new(core, slot);
+        for mut held in core.sweep() {
             if self.validate(held.conn()).await {
                 core.restore(held.keep());
             } else {
