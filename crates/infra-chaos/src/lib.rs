@@ -50,6 +50,8 @@
 //!
 //! - `points` (default): injection points are compiled in. Without it, [`point!`], [`point_async!`] and
 //!   [`fail_point!`] expand to nothing at all, so a production build carries the instrumentation for free.
+//! - `proxy`: `ProxyServer`, a TCP fault proxy speaking Toxiproxy's HTTP API (so its clients in every
+//!   language drive it), with its toxics and two more: `http_status` and `fail_first`.
 
 mod action;
 mod engine;
@@ -57,6 +59,8 @@ mod error;
 mod experiment;
 mod fault;
 mod point;
+#[cfg(feature = "proxy")]
+mod proxy;
 mod resource;
 
 pub use action::{Action, ActionError, Actions, Task, parse_failpoints};
@@ -65,6 +69,8 @@ pub use error::{ChaosError, EngineError};
 pub use experiment::{Experiment, ExperimentId, ExperimentResults, ExperimentState, Hypothesis, Target};
 pub use fault::{ErrorFactory, ExperimentKind, Fault, LatencyProfile, Resource};
 pub use point::{Scoped, Site, global};
+#[cfg(feature = "proxy")]
+pub use proxy::{Direction, ProxyError, ProxyInfo, ProxyServer, Toxic, ToxicKind, VERSION};
 
 /// An injection point: `Result<(), ChaosError>`, `Ok(())` unless an experiment on the current engine (the
 /// scoped one, else [`global`]) injects here. Latency is a thread sleep; use [`point_async!`] in async code.
