@@ -45,8 +45,21 @@ const BINARIES: &[Binary] = &[
 const EXTRA_BIN_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"];
 
 const STATE_FILE: &str = "services.env";
-/// The Python `prometheus_client` the interop tier parses OpenMetrics with.
-const PROMETHEUS_CLIENT_VERSION: &str = "0.21.1";
+/// The Python packages the interop tier drives, pinned, each installed without its dependencies (they are
+/// listed here too): `prometheus_client` parses infra-apm's OpenMetrics; `toxiproxy-python` drives
+/// infra-chaos's fault proxy, with what it imports.
+const PYTHON_PEERS: &[&str] = &[
+    "prometheus_client==0.21.1",
+    "toxiproxy-python==0.1.1",
+    "future==1.0.0",
+    "requests==2.32.3",
+    "urllib3==2.2.3",
+    "idna==3.10",
+    "certifi==2024.8.30",
+    "charset-normalizer==3.4.0",
+];
+/// The Node.js Toxiproxy client the interop tier drives infra-chaos's fault proxy with.
+const NODE_TOXIPROXY_CLIENT: &str = "toxiproxy-node-client@4.1.0";
 /// The Unleash server the interop tests run against: the last line that supports the Node.js 18 and 20
 /// that Debian and this machine ship.
 const UNLEASH_PACKAGE: &str = "unleash-server@6.4.1";
@@ -198,20 +211,21 @@ fn start_shared(found: &BTreeMap<Service, PathBuf>, running: &mut RunningService
 
     let python_peers = install_python_peers()?;
     running.env.insert(Service::PythonPrometheusClient.env_var().into(), python_peers.display().to_string());
+    running.env.insert(Service::PythonToxiproxyClient.env_var().into(), python_peers.display().to_string());
+    let node_modules = install_node_package(NODE_TOXIPROXY_CLIENT)?;
+    running.env.insert(Service::NodeToxiproxyClient.env_var().into(), node_modules.display().to_string());
     Ok(())
 }
 
-/// Installs the Python peer clients tests drive (today `prometheus_client`, whose OpenMetrics parser
-/// checks infra-apm's output) from PyPI into a folder under target/ (once), never globally.
+/// Installs the Python peer clients tests drive (see [`PYTHON_PEERS`]) from PyPI into a folder under
+/// target/ (once per set of pins), never globally.
 fn install_python_peers() -> Result<PathBuf> {
     let python = find_binary(&["python3"]).context("python3 is missing")?;
     let folder = crate::target_dir().join("xtask").join("python");
-    let marker = folder.join(format!("prometheus_client-{PROMETHEUS_CLIENT_VERSION}.dist-info"));
-    if !marker.exists() {
-        println!(
-            "services: installing prometheus_client {PROMETHEUS_CLIENT_VERSION} from PyPI into {}",
-            folder.display()
-        );
+    let marker = folder.join(".infra-peers");
+    let wanted = PYTHON_PEERS.join("\n");
+    if std::fs::read_to_string(&marker).unwrap_or_default() != wanted {
+        println!("services: installing {} from PyPI into {}", PYTHON_PEERS.join(", "), folder.display());
         let output = Command::new(python)
             // A Debian-managed Python refuses pip installs unless told; this one goes under target/.
             .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
@@ -226,37 +240,45 @@ fn install_python_peers() -> Result<PathBuf> {
                 "--target",
             ])
             .arg(&folder)
-            .arg(format!("prometheus_client=={PROMETHEUS_CLIENT_VERSION}"))
+            .args(PYTHON_PEERS)
             .output()
             .context("running pip")?;
         if !output.status.success() {
-            bail!("pip install prometheus_client failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!("pip install of the Python peers failed: {}", String::from_utf8_lossy(&output.stderr));
         }
+        std::fs::write(&marker, wanted)?;
     }
     Ok(folder)
+}
+
+/// Installs an npm package under target/xtask/node (once per version), never globally; returns the
+/// `node_modules` folder.
+fn install_node_package(package: &str) -> Result<PathBuf> {
+    let npm = find_binary(&["npm"]).context("npm is missing")?;
+    let prefix = crate::target_dir().join("xtask").join("node");
+    std::fs::create_dir_all(&prefix)?;
+    let (name, version) = package.rsplit_once('@').context("a package pinned as name@version")?;
+    let installed = prefix.join("node_modules").join(name).join("package.json");
+    let current = std::fs::read_to_string(&installed).unwrap_or_default();
+    if !current.contains(&format!("\"version\": \"{version}\"")) {
+        println!("services: installing {package} from npm into {}", prefix.display());
+        let output = Command::new(&npm)
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(&prefix)
+            .arg(package)
+            .output()
+            .context("running npm")?;
+        if !output.status.success() {
+            bail!("npm install {package} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    Ok(prefix.join("node_modules"))
 }
 
 /// Installs Unleash from npm under target/ (once), and starts it on the shared PostgreSQL.
 fn start_unleash(postgres: SocketAddr, base: &Path, running: &mut RunningServices) -> Result<SocketAddr> {
     let node = find_binary(&["node"]).context("node is missing")?;
-    let npm = find_binary(&["npm"]).context("npm is missing")?;
-    let prefix = crate::target_dir().join("xtask").join("node");
-    std::fs::create_dir_all(&prefix)?;
-    let installed = prefix.join("node_modules/unleash-server/package.json");
-    let version = UNLEASH_PACKAGE.rsplit('@').next().unwrap_or_default();
-    let current = std::fs::read_to_string(&installed).unwrap_or_default();
-    if !current.contains(&format!("\"version\": \"{version}\"")) {
-        println!("services: installing {UNLEASH_PACKAGE} from npm into {}", prefix.display());
-        let output = Command::new(&npm)
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-            .arg(&prefix)
-            .arg(UNLEASH_PACKAGE)
-            .output()
-            .context("running npm")?;
-        if !output.status.success() {
-            bail!("npm install {UNLEASH_PACKAGE} failed: {}", String::from_utf8_lossy(&output.stderr));
-        }
-    }
+    let prefix = install_node_package(UNLEASH_PACKAGE)?.parent().context("node_modules has a parent")?.to_owned();
     match postgres_query(postgres, "postgres", "postgres", "CREATE DATABASE unleash") {
         Ok(_) => {}
         Err(err) if err.to_string().contains("already exists") => {}

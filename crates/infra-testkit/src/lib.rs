@@ -68,6 +68,12 @@ pub enum Service {
     /// A folder holding the Python `prometheus_client` package (from PyPI, under `target/`), to put on
     /// `PYTHONPATH`.
     PythonPrometheusClient,
+    /// A folder holding the Python `toxiproxy-python` client and what it imports (from PyPI, under
+    /// `target/`), to put on `PYTHONPATH`.
+    PythonToxiproxyClient,
+    /// A `node_modules` folder holding `toxiproxy-node-client` (from npm, under `target/`), to put on
+    /// `NODE_PATH`.
+    NodeToxiproxyClient,
 }
 
 /// The admin API token of the harness's Unleash server (a throwaway server on loopback).
@@ -77,7 +83,7 @@ pub const UNLEASH_CLIENT_TOKEN: &str = "*:development.infra-testkit-client-token
 
 impl Service {
     /// Every service, in the order the harness prepares them.
-    pub const ALL: [Service; 12] = [
+    pub const ALL: [Service; 14] = [
         Service::Redis,
         Service::RedisServer,
         Service::Postgres,
@@ -90,6 +96,8 @@ impl Service {
         Service::Rsyslogd,
         Service::Unleash,
         Service::PythonPrometheusClient,
+        Service::PythonToxiproxyClient,
+        Service::NodeToxiproxyClient,
     ];
 
     /// The environment variable through which the harness hands this service to tests.
@@ -107,6 +115,8 @@ impl Service {
             Service::Rsyslogd => "INFRA_TEST_RSYSLOGD",
             Service::Unleash => "INFRA_TEST_UNLEASH_URL",
             Service::PythonPrometheusClient => "INFRA_TEST_PYTHON_PROMETHEUS_CLIENT",
+            Service::PythonToxiproxyClient => "INFRA_TEST_PYTHON_TOXIPROXY_CLIENT",
+            Service::NodeToxiproxyClient => "INFRA_TEST_NODE_TOXIPROXY_CLIENT",
         }
     }
 
@@ -125,6 +135,8 @@ impl Service {
             Service::Rsyslogd => "the rsyslogd binary",
             Service::Unleash => "a running Unleash server",
             Service::PythonPrometheusClient => "the Python prometheus_client package",
+            Service::PythonToxiproxyClient => "the Python toxiproxy-python package",
+            Service::NodeToxiproxyClient => "the Node.js toxiproxy-node-client package",
         }
     }
 }
