@@ -178,31 +178,37 @@ fn single_task(c: &mut Criterion) {
 macro_rules! contended {
     ($runtime:expr, $pools:expr, $which:ident, $tasks:expr, $per_task:expr, $record:expr) => {{
         let pools = Arc::clone(&$pools);
+        // One coordinator task spawns and awaits the others, so the thread calling `block_on` sleeps
+        // through the run instead of waking for every finished task and taking a core from the workers.
         $runtime.block_on(async move {
-            let started = Instant::now();
-            let handles: Vec<_> = (0..$tasks)
-                .map(|_| {
-                    let pools = Arc::clone(&pools);
-                    tokio::spawn(async move {
-                        let mut waits = Vec::with_capacity(if $record { $per_task as usize } else { 0 });
-                        for _ in 0..$per_task {
-                            let asked = if $record { Some(Instant::now()) } else { None };
-                            let held = acquire!($which, pools);
-                            if let Some(asked) = asked {
-                                waits.push(asked.elapsed());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let handles: Vec<_> = (0..$tasks)
+                    .map(|_| {
+                        let pools = Arc::clone(&pools);
+                        tokio::spawn(async move {
+                            let mut waits = Vec::with_capacity(if $record { $per_task as usize } else { 0 });
+                            for _ in 0..$per_task {
+                                let asked = if $record { Some(Instant::now()) } else { None };
+                                let held = acquire!($which, pools);
+                                if let Some(asked) = asked {
+                                    waits.push(asked.elapsed());
+                                }
+                                tokio::task::yield_now().await;
+                                drop(held);
                             }
-                            tokio::task::yield_now().await;
-                            drop(held);
-                        }
-                        waits
+                            waits
+                        })
                     })
-                })
-                .collect();
-            let mut waits = Vec::new();
-            for handle in handles {
-                waits.extend(handle.await.unwrap());
-            }
-            (started.elapsed(), waits)
+                    .collect();
+                let mut waits = Vec::new();
+                for handle in handles {
+                    waits.extend(handle.await.unwrap());
+                }
+                (started.elapsed(), waits)
+            })
+            .await
+            .unwrap()
         })
     }};
 }

@@ -306,8 +306,8 @@ impl Inner {
         let mut snapshot = Snapshot::default();
         let running = registry.experiments.values().filter_map(|record| record.active.as_ref());
         for active in running.chain(registry.failpoints.values()) {
-            if matches!(active.fault, Fault::Exhaust(_)) {
-                continue; // holds a resource; no point is affected
+            if !active.fault.affects_points() {
+                continue; // holds a resource or a network fault; no point is affected
             }
             match &active.target {
                 Target::Point(name) => snapshot.exact.entry(name.clone()).or_default().push(Arc::clone(active)),
@@ -384,7 +384,7 @@ impl Inner {
                 }),
             ),
             Fault::Panic(message) => Verdict::Panic(message.clone()),
-            Fault::Exhaust(_) => return None,
+            _ => return None,
         };
         active.injections.fetch_add(1, Ordering::Relaxed);
         Some(verdict)
@@ -526,9 +526,14 @@ impl ChaosEngine {
         if running >= inner.max_concurrent {
             return Err(EngineError::TooManyRunning { running, limit: inner.max_concurrent });
         }
-        if let Fault::Exhaust(resource) = &record.spec.fault {
-            let hold = resource.hold(&id.to_string()).map_err(|reason| EngineError::Start { id, reason })?;
-            record.hold = Some(hold);
+        let hold = match &record.spec.fault {
+            Fault::Exhaust(resource) => Some(resource.hold(&id.to_string())),
+            #[cfg(feature = "proxy")]
+            Fault::Network(network) => Some(network.apply(&format!("chaos-{id}"))),
+            _ => None,
+        };
+        if let Some(hold) = hold {
+            record.hold = Some(hold.map_err(|reason| EngineError::Start { id, reason })?);
         }
         let now = inner.clock.now();
         let ends_at = record.spec.duration.map(|duration| now + duration);

@@ -23,6 +23,8 @@ pub enum ExperimentKind {
     DependencyFailure,
     /// A fail-rs action chain.
     Failpoint,
+    /// A partition or degraded network, through the fault proxy.
+    Network,
 }
 
 /// How much latency to add on each hit.
@@ -135,6 +137,10 @@ pub enum Fault {
     Exhaust(Resource),
     /// A fail-rs action chain.
     Actions(Arc<Actions>),
+    /// Toxics on a fault-proxy proxy while the experiment runs (feature `proxy`): a partition or a
+    /// degraded link; points are not affected.
+    #[cfg(feature = "proxy")]
+    Network(crate::proxy::NetworkFault),
 }
 
 impl Fault {
@@ -147,6 +153,20 @@ impl Fault {
             Fault::Dependency { .. } => ExperimentKind::DependencyFailure,
             Fault::Exhaust(_) => ExperimentKind::ResourceExhaustion,
             Fault::Actions(_) => ExperimentKind::Failpoint,
+            #[cfg(feature = "proxy")]
+            Fault::Network(_) => ExperimentKind::Network,
+        }
+    }
+}
+
+impl Fault {
+    /// Whether injection points see this fault (resource and network faults act elsewhere).
+    pub(crate) fn affects_points(&self) -> bool {
+        match self {
+            Fault::Exhaust(_) => false,
+            #[cfg(feature = "proxy")]
+            Fault::Network(_) => false,
+            _ => true,
         }
     }
 }
@@ -163,6 +183,8 @@ impl fmt::Debug for Fault {
             }
             Fault::Exhaust(resource) => f.debug_tuple("Exhaust").field(resource).finish(),
             Fault::Actions(actions) => f.debug_tuple("Actions").field(&actions.as_str()).finish(),
+            #[cfg(feature = "proxy")]
+            Fault::Network(network) => f.debug_tuple("Network").field(network).finish(),
         }
     }
 }

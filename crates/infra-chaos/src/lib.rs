@@ -70,7 +70,7 @@ pub use experiment::{Experiment, ExperimentId, ExperimentResults, ExperimentStat
 pub use fault::{ErrorFactory, ExperimentKind, Fault, LatencyProfile, Resource};
 pub use point::{Scoped, Site, global};
 #[cfg(feature = "proxy")]
-pub use proxy::{Direction, ProxyError, ProxyInfo, ProxyServer, Toxic, ToxicKind, VERSION};
+pub use proxy::{Direction, NetworkFault, ProxyError, ProxyInfo, ProxyServer, Toxic, ToxicKind, VERSION};
 
 /// An injection point: `Result<(), ChaosError>`, `Ok(())` unless an experiment on the current engine (the
 /// scoped one, else [`global`]) injects here. Latency is a thread sleep; use [`point_async!`] in async code.

@@ -19,9 +19,19 @@ const CPU_PERIOD: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub(crate) enum Hold {
     Memory(Vec<u8>),
-    Cpu { stop: Arc<AtomicBool>, threads: Vec<JoinHandle<()>> },
+    Cpu {
+        stop: Arc<AtomicBool>,
+        threads: Vec<JoinHandle<()>>,
+    },
     Files(Vec<File>),
     Disk(PathBuf),
+    /// Toxics installed on a fault-proxy proxy, removed on drop.
+    #[cfg(feature = "proxy")]
+    Network {
+        server: crate::proxy::ProxyServer,
+        proxy: String,
+        toxics: Vec<String>,
+    },
 }
 
 impl Resource {
@@ -128,6 +138,12 @@ impl Drop for Hold {
             Hold::Files(files) => files.clear(),
             Hold::Disk(path) => {
                 let _ = std::fs::remove_file(path);
+            }
+            #[cfg(feature = "proxy")]
+            Hold::Network { server, proxy, toxics } => {
+                for toxic in toxics.iter() {
+                    let _ = server.remove_toxic(proxy, toxic);
+                }
             }
         }
     }

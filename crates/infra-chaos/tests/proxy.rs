@@ -337,3 +337,44 @@ async fn disabling_a_proxy_partitions_and_toxicity_picks_connections() {
     }
     assert!((30..=70).contains(&slow), "about half the connections: {slow}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_experiments_partition_and_heal_through_the_engine() {
+    use infra_chaos::{ChaosEngine, Experiment, ExperimentState, Fault, NetworkFault, Target};
+    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let upstream = echo_server().await;
+    let proxied = proxy_to(&server, "orders-db", upstream).await;
+    let engine = ChaosEngine::builder().build().unwrap();
+
+    let cut = engine
+        .create_experiment(Experiment::new(Target::Any, Fault::Network(NetworkFault::partition(&server, "orders-db"))))
+        .unwrap();
+    engine.start_experiment(cut).unwrap();
+    assert_eq!(server.toxics("orders-db").unwrap().len(), 2);
+    let hung = tokio::time::timeout(Duration::from_millis(200), round_trip(proxied)).await;
+    assert!(hung.is_err(), "partitioned: nothing comes back");
+    assert!(engine.stop_experiment(cut).unwrap());
+    assert!(server.toxics("orders-db").unwrap().is_empty(), "stopping heals the link");
+    assert!(round_trip(proxied).await < Duration::from_millis(50));
+
+    let slow = Toxic::new(ToxicKind::Latency { latency: 30, jitter: 0 }, Direction::Downstream);
+    let degraded = engine
+        .create_experiment(Experiment::new(
+            Target::Any,
+            Fault::Network(NetworkFault::degrade(&server, "orders-db", vec![slow])),
+        ))
+        .unwrap();
+    engine.start_experiment(degraded).unwrap();
+    assert!(round_trip(proxied).await >= Duration::from_millis(30));
+    engine.kill_switch();
+    assert_eq!(engine.results(degraded).unwrap().state, ExperimentState::Aborted);
+    assert!(server.toxics("orders-db").unwrap().is_empty(), "the kill switch heals too");
+
+    // A network fault on a proxy that does not exist fails to start and leaves nothing behind.
+    engine.rearm();
+    let nowhere = engine
+        .create_experiment(Experiment::new(Target::Any, Fault::Network(NetworkFault::partition(&server, "nope"))))
+        .unwrap();
+    assert!(engine.start_experiment(nowhere).is_err());
+    assert_eq!(engine.results(nowhere).unwrap().state, ExperimentState::Created);
+}

@@ -452,6 +452,52 @@ impl Drop for Inner {
     }
 }
 
+/// A network experiment: toxics to put on one proxy of a [`ProxyServer`] for as long as the experiment
+/// runs (see [`Fault::Network`](crate::Fault::Network)).
+#[derive(Debug, Clone)]
+pub struct NetworkFault {
+    server: ProxyServer,
+    proxy: String,
+    toxics: Vec<Toxic>,
+}
+
+impl NetworkFault {
+    /// A partition: a black hole both ways (Toxiproxy's `timeout` of 0), so connections hang, as across
+    /// a cut link, until the experiment ends.
+    pub fn partition(server: &ProxyServer, proxy: &str) -> Self {
+        let hole = |direction| Toxic::new(ToxicKind::Timeout { timeout: 0 }, direction);
+        NetworkFault {
+            server: server.clone(),
+            proxy: proxy.to_owned(),
+            toxics: vec![hole(Direction::Upstream), hole(Direction::Downstream)],
+        }
+    }
+
+    /// A degraded link: these toxics (latency, bandwidth, resets, ...).
+    pub fn degrade(server: &ProxyServer, proxy: &str, toxics: Vec<Toxic>) -> Self {
+        NetworkFault { server: server.clone(), proxy: proxy.to_owned(), toxics }
+    }
+
+    /// Installs the toxics under names unique to `tag`; a failure removes those already installed.
+    pub(crate) fn apply(&self, tag: &str) -> Result<crate::resource::Hold, String> {
+        let mut installed = Vec::new();
+        for toxic in &self.toxics {
+            let mut toxic = toxic.clone();
+            toxic.name = format!("{tag}-{}", toxic.name);
+            match self.server.add_toxic(&self.proxy, toxic) {
+                Ok(toxic) => installed.push(toxic.name),
+                Err(error) => {
+                    for name in &installed {
+                        let _ = self.server.remove_toxic(&self.proxy, name);
+                    }
+                    return Err(error.to_string());
+                }
+            }
+        }
+        Ok(crate::resource::Hold::Network { server: self.server.clone(), proxy: self.proxy.clone(), toxics: installed })
+    }
+}
+
 fn not_found_proxy(name: &str) -> ProxyError {
     ProxyError::NotFound(format!("proxy {name}"))
 }
