@@ -13,6 +13,7 @@ use crate::action::{Actions, Task, parse_failpoints};
 use crate::error::{ChaosError, EngineError};
 use crate::experiment::{Experiment, ExperimentId, ExperimentResults, ExperimentState, Hypothesis, Target};
 use crate::fault::{ExperimentKind, Fault};
+use crate::mix;
 use crate::point::{self, Gate, Verdict};
 use crate::resource::Hold;
 
@@ -167,16 +168,10 @@ impl Rng {
         Rng { state: AtomicU64::new(seed) }
     }
 
-    fn next_u64(&self) -> u64 {
-        let mut z = self.state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// A uniform draw in `[0, 1)`.
     pub(crate) fn unit(&self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        let state = self.state.fetch_add(mix::GOLDEN, Ordering::Relaxed).wrapping_add(mix::GOLDEN);
+        mix::unit(mix::mix64(state))
     }
 }
 

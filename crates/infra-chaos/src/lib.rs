@@ -58,6 +58,7 @@ mod engine;
 mod error;
 mod experiment;
 mod fault;
+mod mix;
 mod point;
 #[cfg(feature = "proxy")]
 mod proxy;

@@ -1,14 +1,17 @@
 //! The fault proxy: Toxiproxy's HTTP API (routes, status codes, shapes) and the accuracy of each toxic
 //! against loopback servers.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::{echo_server, sending_server};
 use infra_chaos::{Direction, ProxyServer, Toxic, ToxicKind};
 use infra_testkit::HttpResponse;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 async fn api(server: &ProxyServer, method: &'static str, path: &str, body: Option<Value>) -> HttpResponse {
     let (addr, path) = (server.api_addr(), path.to_owned());
@@ -23,38 +26,6 @@ async fn api(server: &ProxyServer, method: &'static str, path: &str, body: Optio
 
 fn parse(response: &HttpResponse) -> Value {
     serde_json::from_str(&response.body).unwrap_or(Value::Null)
-}
-
-/// An echo server on loopback.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let (mut read, mut write) = socket.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-            });
-        }
-    });
-    addr
-}
-
-/// A server that sends `bytes` bytes to each connection, then closes it.
-async fn sending_server(bytes: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let _ = socket.write_all(&vec![7u8; bytes]).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    addr
 }
 
 async fn proxy_to(server: &ProxyServer, name: &str, upstream: SocketAddr) -> SocketAddr {

@@ -1,12 +1,13 @@
 //! The Toxiproxy client libraries drive the fault proxy unchanged: `toxiproxy-python` (PyPI) and
 //! `toxiproxy-node-client` (npm), both installed under target/ by `cargo xtask services up`.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::process::Command;
 
+use common::echo_server;
 use infra_chaos::ProxyServer;
 use infra_testkit::Service;
-use tokio::net::TcpListener;
 
 /// Creates proxies, adds every toxic type, lists, reads, removes, disables and enables, populates,
 /// resets and deletes, checking data through the proxy along the way.
@@ -172,21 +173,6 @@ function exchange(listen, payload = "ping") {
   console.log("OK");
 })().catch((error) => { console.error(error); process.exit(1); });
 "#;
-
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let (mut read, mut write) = socket.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-            });
-        }
-    });
-    addr
-}
 
 /// Runs `command` off the runtime (the proxy it talks to runs on it) and checks it printed OK.
 async fn run_client(mut command: Command) {

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::toxic::{Direction, ToxicKind};
 use super::{ToxicEntry, ToxicList};
+use crate::mix;
 
 /// A direction's buffer starts small and doubles while reads fill it, up to this: bulk transfers get few
 /// large system calls (a 1 MiB payload passes at 85% of loopback speed), chatty connections stay small.
@@ -46,11 +47,7 @@ fn applies(entry: &ToxicEntry, seed: u64) -> bool {
     if toxicity >= 1.0 {
         return true;
     }
-    let mut z = seed ^ entry.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    ((z >> 11) as f64 / (1u64 << 53) as f64) < f64::from(toxicity)
+    mix::unit(mix::mix64(seed ^ entry.id.wrapping_mul(mix::GOLDEN))) < f64::from(toxicity)
 }
 
 fn applying<'a>(
@@ -66,11 +63,8 @@ struct Draws(u64);
 
 impl Draws {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(mix::GOLDEN);
+        mix::mix64(self.0)
     }
 
     /// Uniform in `-spread..=spread`.

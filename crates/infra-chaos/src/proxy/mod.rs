@@ -525,7 +525,7 @@ async fn accept(listener: TcpListener, upstream: String, toxics: watch::Receiver
             incoming = listener.accept() => match incoming {
                 Ok((client, _)) => {
                     accepted += 1;
-                    let seed = proxy_seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ accepted.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let seed = crate::mix::mix64(proxy_seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ accepted.wrapping_mul(crate::mix::GOLDEN));
                     links.spawn(link::run(client, upstream.clone(), toxics.clone(), seed));
                 }
                 // Out of descriptors, say: back off a little rather than spin.
