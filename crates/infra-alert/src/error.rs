@@ -1,0 +1,18 @@
+//! The crate's errors.
+
+/// A configuration the alert manager cannot work with; the message names what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A matcher with a bad label name, operator or regular expression.
+    #[error("invalid matcher: {0}")]
+    Matcher(String),
+    /// A route naming a receiver that was not declared.
+    #[error("unknown receiver {0:?}: declare it, or route to one that exists")]
+    UnknownReceiver(String),
+    /// A routing tree that cannot work (a root without a receiver, a root with matchers).
+    #[error("invalid route: {0}")]
+    Route(String),
+    /// A zero interval or timeout.
+    #[error("{0} is zero: give it a positive duration")]
+    Zero(&'static str),
+}
