@@ -29,8 +29,8 @@ mod wire;
 pub use http::{HttpResponse, http_request};
 pub use process::{ServerProcess, free_port, pid_alive, terminate_pid, wait_until};
 pub use servers::{
-    postgres_bin_dir, restart_postgres, restart_redis, run_with_input, running_as_root, start_postgres,
-    start_prometheus, start_redis, url_addr,
+    postgres_bin_dir, restart_postgres, restart_redis, run_with_input, running_as_root, start_alertmanager,
+    start_postgres, start_prometheus, start_redis, url_addr,
 };
 pub use wire::{RespValue, postgres_query, redis_command};
 

@@ -245,6 +245,35 @@ pub fn start_prometheus(
     Ok((server, addr))
 }
 
+/// Starts a throwaway Alertmanager (clustering off) with `config` (its YAML) on a free loopback port, its
+/// data under `dir`, and waits until it answers `/-/ready`.
+///
+/// # Errors
+///
+/// Fails when the server cannot be started or is not ready in time; the message carries the end of its log.
+pub fn start_alertmanager(alertmanager: &Path, dir: &Path, config: &str) -> io::Result<(ServerProcess, SocketAddr)> {
+    let config_path = dir.join("alertmanager.yml");
+    std::fs::write(&config_path, config)?;
+    retry_ports("alertmanager", |port| {
+        let mut command = Command::new(alertmanager);
+        command
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.path={}", dir.join(format!("data-{port}")).display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        let mut server = ServerProcess::spawn("alertmanager", command, &dir.join(format!("alertmanager-{port}.log")))?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        server
+            .wait_ready(READY_TIMEOUT, || match crate::http_request(addr, "GET", "/-/ready", None) {
+                Ok(response) if response.status == 200 => Ok(()),
+                Ok(response) => Err(format!("status {}", response.status)),
+                Err(err) => Err(err.to_string()),
+            })
+            .map_err(io::Error::other)?;
+        Ok((server, addr))
+    })
+}
+
 /// Runs `command` with `input` on its standard input and returns what it printed and how it exited.
 ///
 /// # Errors
