@@ -15,4 +15,24 @@ pub enum ConfigError {
     /// A zero interval or timeout.
     #[error("{0} is zero: give it a positive duration")]
     Zero(&'static str),
+    /// A silence that would mute everything or never be active.
+    #[error("invalid silence: {0}")]
+    Silence(String),
+    /// An inhibition rule missing a side.
+    #[error("invalid inhibition rule: {0}")]
+    Inhibit(String),
+}
+
+/// Why an alert operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    /// No alert has this id (or it was resolved long enough ago to be forgotten).
+    #[error("no alert {0}")]
+    UnknownAlert(crate::alert::AlertId),
+    /// No silence has this id.
+    #[error("no silence {0}")]
+    UnknownSilence(crate::silence::SilenceId),
+    /// An alert that cannot be raised as given.
+    #[error("invalid alert: {0}")]
+    Invalid(String),
 }

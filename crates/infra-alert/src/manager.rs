@@ -1,0 +1,546 @@
+//! The alert manager: deduplication, acknowledgement, resolution, silences, inhibition, statistics.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use quanta::{Clock, Instant};
+
+use crate::alert::{Alert, AlertId, AlertStatus, NewAlert, Severity, Suppression};
+use crate::error::{AlertError, ConfigError};
+use crate::labels::Fingerprint;
+use crate::silence::{InhibitRule, Silence, SilenceId};
+
+/// How many resolved alerts are kept for lookups by default (their counts live on in the statistics).
+pub const DEFAULT_KEEP_RESOLVED: usize = 10_000;
+
+/// A rule that suppresses the alerts it returns `true` for (the seed's `add_suppression_rule`).
+pub type SuppressionRule = Arc<dyn Fn(&Alert) -> bool + Send + Sync>;
+
+/// What [`AlertManager::create_alert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raised {
+    /// A new alert (or a new occurrence of one resolved before).
+    New(AlertId),
+    /// The same labels as an open alert: its count and last-seen time moved, nobody is notified again.
+    Repeat(AlertId),
+}
+
+impl Raised {
+    /// The alert's id either way.
+    pub fn id(self) -> AlertId {
+        match self {
+            Raised::New(id) | Raised::Repeat(id) => id,
+        }
+    }
+}
+
+/// Counts and means over the manager's life (the seed's `get_alert_statistics`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertStats {
+    /// Open alerts (firing, acknowledged or suppressed) per severity, least severe first.
+    pub open_by_severity: Vec<(Severity, usize)>,
+    /// Alerts firing now.
+    pub firing: usize,
+    /// Alerts acknowledged and not resolved.
+    pub acknowledged: usize,
+    /// Alerts suppressed now.
+    pub suppressed: usize,
+    /// Alerts resolved, in all.
+    pub resolved: u64,
+    /// Alerts raised (new occurrences), in all.
+    pub created: u64,
+    /// Repeats folded into open alerts, in all.
+    pub repeats: u64,
+    /// Mean time from raising to acknowledgement, over acknowledged alerts.
+    pub mean_time_to_acknowledge: Option<Duration>,
+    /// Mean time from raising to resolution, over resolved alerts.
+    pub mean_time_to_resolve: Option<Duration>,
+    /// Alerts that were silenced when raised or later, in all.
+    pub silenced: u64,
+    /// Alerts that were inhibited when raised or later, in all.
+    pub inhibited: u64,
+    /// Alerts a suppression rule suppressed, in all.
+    pub suppressed_by_rule: u64,
+    /// Alerts resolved by the quiet-time rule, in all.
+    pub auto_resolved: u64,
+}
+
+#[derive(Default)]
+struct State {
+    alerts: BTreeMap<AlertId, Alert>,
+    open: HashMap<Fingerprint, AlertId>,
+    resolved_order: VecDeque<AlertId>,
+    silences: BTreeMap<SilenceId, Silence>,
+    inhibit_rules: Vec<InhibitRule>,
+    suppression_rules: Vec<SuppressionRule>,
+    next_alert: u64,
+    next_silence: u64,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    created: u64,
+    repeats: u64,
+    resolved: u64,
+    acknowledged: u64,
+    time_to_acknowledge: Duration,
+    time_to_resolve: Duration,
+    silenced: u64,
+    inhibited: u64,
+    ruled: u64,
+    auto_resolved: u64,
+}
+
+struct Inner {
+    service: String,
+    clock: Clock,
+    epoch: Instant,
+    auto_resolve_after: Option<Duration>,
+    keep_resolved: usize,
+    state: Mutex<State>,
+}
+
+/// Raises, deduplicates, acknowledges and resolves alerts, and keeps them quiet when a silence, an
+/// inhibition rule or a suppression rule says so (the seed's `AlertManager`).
+///
+/// A cheap handle: clones share one manager.
+#[derive(Clone)]
+pub struct AlertManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AlertManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state();
+        f.debug_struct("AlertManager")
+            .field("service", &self.inner.service)
+            .field("alerts", &state.alerts.len())
+            .field("open", &state.open.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`AlertManager`]; from [`AlertManager::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct AlertManagerBuilder {
+    service: String,
+    clock: Clock,
+    auto_resolve_after: Option<Duration>,
+    keep_resolved: usize,
+    inhibit_rules: Vec<InhibitRule>,
+    suppression_rules: Vec<SuppressionRule>,
+}
+
+impl std::fmt::Debug for AlertManagerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertManagerBuilder")
+            .field("service", &self.service)
+            .field("auto_resolve_after", &self.auto_resolve_after)
+            .field("inhibit_rules", &self.inhibit_rules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlertManagerBuilder {
+    /// The clock for every timestamp and timer (default: quanta's; tests pass `quanta::Clock::mock()`).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Resolves an open alert nobody raised again for this long (default: never).
+    pub fn auto_resolve_after(mut self, quiet: Duration) -> Self {
+        self.auto_resolve_after = Some(quiet);
+        self
+    }
+
+    /// How many resolved alerts stay available to [`AlertManager::get`] (default 10,000).
+    pub fn keep_resolved(mut self, count: usize) -> Self {
+        self.keep_resolved = count;
+        self
+    }
+
+    /// Adds an inhibition rule.
+    pub fn inhibit(mut self, rule: InhibitRule) -> Self {
+        self.inhibit_rules.push(rule);
+        self
+    }
+
+    /// Adds a suppression rule (the seed's `add_suppression_rule`).
+    pub fn suppress_when(mut self, rule: impl Fn(&Alert) -> bool + Send + Sync + 'static) -> Self {
+        self.suppression_rules.push(Arc::new(rule));
+        self
+    }
+
+    /// Builds the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Zero`] for a zero auto-resolve time.
+    pub fn build(self) -> Result<AlertManager, ConfigError> {
+        if self.auto_resolve_after == Some(Duration::ZERO) {
+            return Err(ConfigError::Zero("auto_resolve_after"));
+        }
+        let state =
+            State { inhibit_rules: self.inhibit_rules, suppression_rules: self.suppression_rules, ..State::default() };
+        Ok(AlertManager {
+            inner: Arc::new(Inner {
+                service: self.service,
+                epoch: self.clock.now(),
+                clock: self.clock,
+                auto_resolve_after: self.auto_resolve_after,
+                keep_resolved: self.keep_resolved,
+                state: Mutex::new(state),
+            }),
+        })
+    }
+}
+
+impl AlertManager {
+    /// A builder for the alerts of `service`.
+    pub fn builder(service: impl Into<String>) -> AlertManagerBuilder {
+        AlertManagerBuilder {
+            service: service.into(),
+            clock: Clock::new(),
+            auto_resolve_after: None,
+            keep_resolved: DEFAULT_KEEP_RESOLVED,
+            inhibit_rules: Vec::new(),
+            suppression_rules: Vec::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The time on the manager's clock, as an offset from when it was built.
+    pub fn now(&self) -> Duration {
+        self.inner.clock.now().saturating_duration_since(self.inner.epoch)
+    }
+
+    /// The service this manager raises alerts for.
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    /// Raises an alert (the seed's `create_alert`). Its identity is its labels (`alertname`, `severity`,
+    /// `source` and the given ones): raising the same labels while an alert is open is a repeat.
+    ///
+    /// # Errors
+    ///
+    /// [`AlertError::Invalid`] for an empty title.
+    pub fn create_alert(&self, new: NewAlert) -> Result<Raised, AlertError> {
+        if new.title.trim().is_empty() {
+            return Err(AlertError::Invalid("an alert needs a title".into()));
+        }
+        let labels = new.identity();
+        let fingerprint = labels.fingerprint();
+        let now = self.now();
+        let mut state = self.state();
+        if let Some(&id) = state.open.get(&fingerprint) {
+            state.counts.repeats += 1;
+            if let Some(alert) = state.alerts.get_mut(&id) {
+                alert.occurrences += 1;
+                alert.last_seen = now;
+            }
+            return Ok(Raised::Repeat(id));
+        }
+        state.next_alert += 1;
+        let id = AlertId(state.next_alert);
+        let mut alert = Alert {
+            id,
+            fingerprint,
+            severity: new.severity,
+            title: new.title,
+            description: new.description,
+            source: new.source,
+            labels,
+            annotations: new.annotations,
+            status: AlertStatus::Firing,
+            suppressed_by: None,
+            created: now,
+            last_seen: now,
+            acknowledged: None,
+            acknowledged_by: None,
+            resolved: None,
+            occurrences: 1,
+            escalation_level: 0,
+        };
+        if let Some(reason) = state.suppression(&alert, now) {
+            state.count_suppression(&reason);
+            alert.status = AlertStatus::Suppressed;
+            alert.suppressed_by = Some(reason);
+        }
+        state.counts.created += 1;
+        state.open.insert(fingerprint, id);
+        state.alerts.insert(id, alert);
+        Ok(Raised::New(id))
+    }
+
+    /// Acknowledges an open alert (the seed's `acknowledge_alert`); `false` when it was acknowledged or
+    /// resolved already.
+    ///
+    /// # Errors
+    ///
+    /// [`AlertError::UnknownAlert`].
+    pub fn acknowledge(&self, id: AlertId, by: &str) -> Result<bool, AlertError> {
+        let now = self.now();
+        let mut state = self.state();
+        let alert = state.alerts.get_mut(&id).ok_or(AlertError::UnknownAlert(id))?;
+        if matches!(alert.status, AlertStatus::Acknowledged | AlertStatus::Resolved) {
+            return Ok(false);
+        }
+        alert.status = AlertStatus::Acknowledged;
+        alert.acknowledged = Some(now);
+        alert.acknowledged_by = Some(by.to_owned());
+        let waited = now.saturating_sub(alert.created);
+        state.counts.acknowledged += 1;
+        state.counts.time_to_acknowledge += waited;
+        Ok(true)
+    }
+
+    /// Resolves an open alert (the seed's `resolve_alert`); `false` when it was resolved already.
+    ///
+    /// # Errors
+    ///
+    /// [`AlertError::UnknownAlert`].
+    pub fn resolve(&self, id: AlertId) -> Result<bool, AlertError> {
+        let now = self.now();
+        let mut state = self.state();
+        if !state.alerts.contains_key(&id) {
+            return Err(AlertError::UnknownAlert(id));
+        }
+        Ok(state.resolve(id, now, self.inner.keep_resolved))
+    }
+
+    /// One alert, open or recently resolved.
+    pub fn get(&self, id: AlertId) -> Option<Alert> {
+        self.state().alerts.get(&id).cloned()
+    }
+
+    /// Open alerts, most severe first then oldest first, optionally of one severity (the seed's
+    /// `get_open_alerts`).
+    pub fn open_alerts(&self, severity: Option<Severity>) -> Vec<Alert> {
+        let state = self.state();
+        let mut open: Vec<Alert> = state
+            .open
+            .values()
+            .filter_map(|id| state.alerts.get(id))
+            .filter(|alert| severity.is_none_or(|severity| alert.severity == severity))
+            .cloned()
+            .collect();
+        open.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(&b.id)));
+        open
+    }
+
+    /// Adds a silence; it applies to open alerts at once and to new ones while active.
+    pub fn add_silence(&self, silence: Silence) -> SilenceId {
+        let now = self.now();
+        let mut state = self.state();
+        state.next_silence += 1;
+        let id = SilenceId(state.next_silence);
+        state.silences.insert(id, silence);
+        state.reevaluate(now);
+        id
+    }
+
+    /// Ends a silence now (alerts it muted fire again unless something else mutes them).
+    ///
+    /// # Errors
+    ///
+    /// [`AlertError::UnknownSilence`].
+    pub fn expire_silence(&self, id: SilenceId) -> Result<(), AlertError> {
+        let now = self.now();
+        let mut state = self.state();
+        let silence = state.silences.get_mut(&id).ok_or(AlertError::UnknownSilence(id))?;
+        silence.ends = silence.ends.min(now);
+        state.reevaluate(now);
+        Ok(())
+    }
+
+    /// The silences, with their ids.
+    pub fn silences(&self) -> Vec<(SilenceId, Silence)> {
+        self.state().silences.iter().map(|(id, silence)| (*id, silence.clone())).collect()
+    }
+
+    /// Adds an inhibition rule at run time.
+    pub fn add_inhibit_rule(&self, rule: InhibitRule) {
+        let now = self.now();
+        let mut state = self.state();
+        state.inhibit_rules.push(rule);
+        state.reevaluate(now);
+    }
+
+    /// Adds a suppression rule at run time (the seed's `add_suppression_rule`); it applies to alerts
+    /// raised from now on.
+    pub fn add_suppression_rule(&self, rule: impl Fn(&Alert) -> bool + Send + Sync + 'static) {
+        self.state().suppression_rules.push(Arc::new(rule));
+    }
+
+    /// Runs what time drives now: alerts quiet for the auto-resolve time are resolved, silences that
+    /// started or ended and inhibitions that lapsed are applied. The worker does this on its own;
+    /// tests on a mock clock call it by hand.
+    pub fn tick(&self) {
+        let now = self.now();
+        let mut state = self.state();
+        if let Some(quiet) = self.inner.auto_resolve_after {
+            let stale: Vec<AlertId> = state
+                .open
+                .values()
+                .copied()
+                .filter(|id| state.alerts.get(id).is_some_and(|alert| now.saturating_sub(alert.last_seen) >= quiet))
+                .collect();
+            for id in stale {
+                if state.resolve(id, now, self.inner.keep_resolved) {
+                    state.counts.auto_resolved += 1;
+                }
+            }
+        }
+        state.reevaluate(now);
+    }
+
+    /// Counts and means (the seed's `get_alert_statistics`).
+    pub fn statistics(&self) -> AlertStats {
+        let state = self.state();
+        let mut by_severity: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+        let (mut firing, mut acknowledged, mut suppressed) = (0, 0, 0);
+        for alert in state.open.values().filter_map(|id| state.alerts.get(id)) {
+            *by_severity.entry(alert.severity).or_default() += 1;
+            match alert.status {
+                AlertStatus::Firing => firing += 1,
+                AlertStatus::Acknowledged => acknowledged += 1,
+                AlertStatus::Suppressed => suppressed += 1,
+                AlertStatus::Resolved => {}
+            }
+        }
+        let counts = &state.counts;
+        let mean = |total: Duration, n: u64| (n > 0).then(|| total / u32::try_from(n).unwrap_or(u32::MAX));
+        AlertStats {
+            open_by_severity: by_severity.into_iter().collect(),
+            firing,
+            acknowledged,
+            suppressed,
+            resolved: counts.resolved,
+            created: counts.created,
+            repeats: counts.repeats,
+            mean_time_to_acknowledge: mean(counts.time_to_acknowledge, counts.acknowledged),
+            mean_time_to_resolve: mean(counts.time_to_resolve, counts.resolved),
+            silenced: counts.silenced,
+            inhibited: counts.inhibited,
+            suppressed_by_rule: counts.ruled,
+            auto_resolved: counts.auto_resolved,
+        }
+    }
+}
+
+impl State {
+    /// For each inhibition rule, the open alerts on its source side: computed once per pass, so a pass
+    /// over n open alerts costs n times the (usually few) sources, not n squared.
+    fn inhibition_sources(&self) -> Vec<Vec<(Fingerprint, crate::labels::Labels)>> {
+        self.inhibit_rules
+            .iter()
+            .map(|rule| {
+                self.open
+                    .values()
+                    .filter_map(|id| self.alerts.get(id))
+                    .filter(|alert| crate::matcher::all_match(&rule.source, &alert.labels))
+                    .map(|alert| (alert.fingerprint, alert.labels.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Why `alert` should be quiet at `now`, if it should.
+    fn suppression(&self, alert: &Alert, now: Duration) -> Option<Suppression> {
+        let sources = if self.inhibit_rules.is_empty() { Vec::new() } else { self.inhibition_sources() };
+        self.suppression_with(alert, now, &sources)
+    }
+
+    fn suppression_with(
+        &self,
+        alert: &Alert,
+        now: Duration,
+        sources: &[Vec<(Fingerprint, crate::labels::Labels)>],
+    ) -> Option<Suppression> {
+        if let Some((id, _)) = self.silences.iter().find(|(_, silence)| silence.mutes(&alert.labels, now)) {
+            return Some(Suppression::Silenced(*id));
+        }
+        for (rule, sources) in self.inhibit_rules.iter().zip(sources) {
+            let source = sources.iter().find(|(fingerprint, labels)| {
+                *fingerprint != alert.fingerprint && rule.inhibits(labels, &alert.labels)
+            });
+            if let Some((fingerprint, _)) = source {
+                return Some(Suppression::Inhibited(*fingerprint));
+            }
+        }
+        // A rule that panics suppresses nothing: a broken rule must not hide alerts.
+        let ruled = self
+            .suppression_rules
+            .iter()
+            .any(|rule| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rule(alert))).unwrap_or(false));
+        ruled.then_some(Suppression::Rule)
+    }
+
+    fn count_suppression(&mut self, reason: &Suppression) {
+        match reason {
+            Suppression::Silenced(_) => self.counts.silenced += 1,
+            Suppression::Inhibited(_) => self.counts.inhibited += 1,
+            Suppression::Rule => self.counts.ruled += 1,
+        }
+    }
+
+    /// Moves open alerts between firing and suppressed as silences and inhibitions now say.
+    fn reevaluate(&mut self, now: Duration) {
+        let sources = self.inhibition_sources();
+        let open: Vec<AlertId> = self.open.values().copied().collect();
+        for id in open {
+            let Some(alert) = self.alerts.get(&id) else { continue };
+            if !matches!(alert.status, AlertStatus::Firing | AlertStatus::Suppressed) {
+                continue;
+            }
+            let reason = self.suppression_with(alert, now, &sources);
+            let was = alert.suppressed_by.clone();
+            if reason == was {
+                continue;
+            }
+            if let Some(reason) = &reason
+                && was.is_none()
+            {
+                self.count_suppression(reason);
+            }
+            if let Some(alert) = self.alerts.get_mut(&id) {
+                alert.status = if reason.is_some() { AlertStatus::Suppressed } else { AlertStatus::Firing };
+                alert.suppressed_by = reason;
+            }
+        }
+    }
+
+    fn resolve(&mut self, id: AlertId, now: Duration, keep_resolved: usize) -> bool {
+        let Some(alert) = self.alerts.get_mut(&id) else { return false };
+        if alert.status == AlertStatus::Resolved {
+            return false;
+        }
+        alert.status = AlertStatus::Resolved;
+        alert.resolved = Some(now);
+        let lasted = now.saturating_sub(alert.created);
+        let fingerprint = alert.fingerprint;
+        if self.open.get(&fingerprint) == Some(&id) {
+            self.open.remove(&fingerprint);
+        }
+        self.counts.resolved += 1;
+        self.counts.time_to_resolve += lasted;
+        self.resolved_order.push_back(id);
+        while self.resolved_order.len() > keep_resolved {
+            if let Some(old) = self.resolved_order.pop_front() {
+                self.alerts.remove(&old);
+            }
+        }
+        // Alerts this one inhibited may fire now.
+        if !self.inhibit_rules.is_empty() {
+            self.reevaluate(now);
+        }
+        true
+    }
+}
