@@ -45,14 +45,21 @@ mod error;
 mod labels;
 mod manager;
 mod matcher;
+mod notify;
 mod route;
 mod silence;
 
 pub use alert::{Alert, AlertId, AlertStatus, NewAlert, Severity, Suppression};
 pub use error::{AlertError, ConfigError};
 pub use labels::{Fingerprint, Labels};
-pub use manager::{AlertManager, AlertManagerBuilder, AlertStats, DEFAULT_KEEP_RESOLVED, Raised, SuppressionRule};
+pub use manager::{
+    AlertManager, AlertManagerBuilder, AlertStats, DEFAULT_DELIVERY_ATTEMPTS, DEFAULT_KEEP_RESOLVED,
+    DEFAULT_RETRY_BACKOFF, Raised, SuppressionRule,
+};
 pub use matcher::{MatchType, Matcher, all_match};
+pub use notify::{
+    CallbackNotifier, DeadLetter, MemoryNotifier, Notification, NotificationStatus, NotifiedAlert, Notifier,
+};
 pub use route::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, GroupBy, ResolvedRoute, Route, RouteTree,
 };

@@ -1,6 +1,6 @@
 //! The alert manager: deduplication, acknowledgement, resolution, silences, inhibition, statistics.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -8,8 +8,15 @@ use quanta::{Clock, Instant};
 
 use crate::alert::{Alert, AlertId, AlertStatus, NewAlert, Severity, Suppression};
 use crate::error::{AlertError, ConfigError};
-use crate::labels::Fingerprint;
+use crate::labels::{Fingerprint, Labels};
+use crate::notify::{DeadLetter, Notification, NotificationStatus, NotifiedAlert, Notifier};
+use crate::route::RouteTree;
 use crate::silence::{InhibitRule, Silence, SilenceId};
+
+/// Default number of attempts to deliver a notification before it goes to the dead-letter list.
+pub const DEFAULT_DELIVERY_ATTEMPTS: u32 = 5;
+/// Default pause before the first retry; it doubles with each attempt.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How many resolved alerts are kept for lookups by default (their counts live on in the statistics).
 pub const DEFAULT_KEEP_RESOLVED: usize = 10_000;
@@ -64,6 +71,12 @@ pub struct AlertStats {
     pub suppressed_by_rule: u64,
     /// Alerts resolved by the quiet-time rule, in all.
     pub auto_resolved: u64,
+    /// Notifications delivered, in all (one per notifier).
+    pub notifications_sent: u64,
+    /// Delivery attempts that failed, in all (retries included).
+    pub notifications_failed: u64,
+    /// Notifications given up on, now in the dead-letter list.
+    pub dead_letters: u64,
 }
 
 #[derive(Default)]
@@ -77,6 +90,34 @@ struct State {
     next_alert: u64,
     next_silence: u64,
     counts: Counts,
+    groups: HashMap<(usize, String), Group>,
+    deliveries: Vec<Delivery>,
+    dead_letters: Vec<DeadLetter>,
+    jitter: u64,
+}
+
+/// Alerts grouped on one route by the values of its `group_by` labels (Alertmanager's aggregation group).
+struct Group {
+    key: String,
+    labels: Labels,
+    members: BTreeMap<Fingerprint, AlertId>,
+    next_flush: Duration,
+    last: Option<Sent>,
+}
+
+/// What a group's last notification said, for deciding whether the next one is needed.
+struct Sent {
+    firing: BTreeSet<Fingerprint>,
+    resolved: BTreeSet<Fingerprint>,
+    at: Duration,
+}
+
+/// A notification on its way to one notifier.
+struct Delivery {
+    notifier: Arc<dyn Notifier>,
+    notification: Arc<Notification>,
+    attempts: u32,
+    due: Duration,
 }
 
 #[derive(Default)]
@@ -91,6 +132,8 @@ struct Counts {
     inhibited: u64,
     ruled: u64,
     auto_resolved: u64,
+    sent: u64,
+    failed: u64,
 }
 
 struct Inner {
@@ -99,6 +142,10 @@ struct Inner {
     epoch: Instant,
     auto_resolve_after: Option<Duration>,
     keep_resolved: usize,
+    routes: Option<RouteTree>,
+    receivers: BTreeMap<String, Vec<Arc<dyn Notifier>>>,
+    delivery_attempts: u32,
+    retry_backoff: Duration,
     state: Mutex<State>,
 }
 
@@ -131,6 +178,10 @@ pub struct AlertManagerBuilder {
     keep_resolved: usize,
     inhibit_rules: Vec<InhibitRule>,
     suppression_rules: Vec<SuppressionRule>,
+    routes: Option<RouteTree>,
+    receivers: BTreeMap<String, Vec<Arc<dyn Notifier>>>,
+    delivery_attempts: u32,
+    retry_backoff: Duration,
 }
 
 impl std::fmt::Debug for AlertManagerBuilder {
@@ -174,17 +225,54 @@ impl AlertManagerBuilder {
         self
     }
 
+    /// Routes alerts through `tree`: each reaches its routes' receivers, grouped and timed as
+    /// Alertmanager does. Without a tree, alerts are kept but nobody is notified.
+    pub fn routes(mut self, tree: RouteTree) -> Self {
+        self.routes = Some(tree);
+        self
+    }
+
+    /// Adds a notifier to the receiver `name` (a receiver may have several).
+    pub fn receiver(mut self, name: impl Into<String>, notifier: impl Notifier + 'static) -> Self {
+        self.receivers.entry(name.into()).or_default().push(Arc::new(notifier));
+        self
+    }
+
+    /// Attempts per notification and notifier before it goes to the dead-letter list (default 5), and
+    /// the pause before the first retry, doubling each time, with up to 10% jitter (default 1 s).
+    pub fn delivery(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.delivery_attempts = attempts;
+        self.retry_backoff = backoff;
+        self
+    }
+
     /// Builds the manager.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Zero`] for a zero auto-resolve time.
+    /// [`ConfigError::Zero`] for a zero auto-resolve time, delivery attempts or backoff;
+    /// [`ConfigError::UnknownReceiver`] for a receiver the routes name but no notifier serves.
     pub fn build(self) -> Result<AlertManager, ConfigError> {
         if self.auto_resolve_after == Some(Duration::ZERO) {
             return Err(ConfigError::Zero("auto_resolve_after"));
         }
-        let state =
-            State { inhibit_rules: self.inhibit_rules, suppression_rules: self.suppression_rules, ..State::default() };
+        if self.delivery_attempts == 0 {
+            return Err(ConfigError::Zero("delivery attempts"));
+        }
+        if self.retry_backoff.is_zero() {
+            return Err(ConfigError::Zero("retry backoff"));
+        }
+        if let Some(tree) = &self.routes
+            && let Some(missing) = tree.receiver_names().into_iter().find(|name| !self.receivers.contains_key(*name))
+        {
+            return Err(ConfigError::UnknownReceiver(missing.to_owned()));
+        }
+        let state = State {
+            inhibit_rules: self.inhibit_rules,
+            suppression_rules: self.suppression_rules,
+            jitter: 0x853C_49E6_748F_EA9B,
+            ..State::default()
+        };
         Ok(AlertManager {
             inner: Arc::new(Inner {
                 service: self.service,
@@ -192,6 +280,10 @@ impl AlertManagerBuilder {
                 clock: self.clock,
                 auto_resolve_after: self.auto_resolve_after,
                 keep_resolved: self.keep_resolved,
+                routes: self.routes,
+                receivers: self.receivers,
+                delivery_attempts: self.delivery_attempts,
+                retry_backoff: self.retry_backoff,
                 state: Mutex::new(state),
             }),
         })
@@ -208,6 +300,10 @@ impl AlertManager {
             keep_resolved: DEFAULT_KEEP_RESOLVED,
             inhibit_rules: Vec::new(),
             suppression_rules: Vec::new(),
+            routes: None,
+            receivers: BTreeMap::new(),
+            delivery_attempts: DEFAULT_DELIVERY_ATTEMPTS,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
         }
     }
 
@@ -275,6 +371,19 @@ impl AlertManager {
         }
         state.counts.created += 1;
         state.open.insert(fingerprint, id);
+        if let Some(tree) = &self.inner.routes {
+            for route in tree.matches(&alert.labels) {
+                let key = route.group_key(&alert.labels);
+                let group = state.groups.entry((route.index, key.clone())).or_insert_with(|| Group {
+                    key,
+                    labels: route.group_labels(&alert.labels),
+                    members: BTreeMap::new(),
+                    next_flush: now + route.group_wait,
+                    last: None,
+                });
+                group.members.insert(fingerprint, id);
+            }
+        }
         state.alerts.insert(id, alert);
         Ok(Raised::New(id))
     }
@@ -384,7 +493,19 @@ impl AlertManager {
     /// tests on a mock clock call it by hand.
     pub fn tick(&self) {
         let now = self.now();
-        let mut state = self.state();
+        let due = {
+            let mut state = self.state();
+            self.apply_time(&mut state, now);
+            self.flush_groups(&mut state, now);
+            let (due, waiting): (Vec<Delivery>, Vec<Delivery>) =
+                std::mem::take(&mut state.deliveries).into_iter().partition(|delivery| delivery.due <= now);
+            state.deliveries = waiting;
+            due
+        };
+        self.deliver(due, now);
+    }
+
+    fn apply_time(&self, state: &mut State, now: Duration) {
         if let Some(quiet) = self.inner.auto_resolve_after {
             let stale: Vec<AlertId> = state
                 .open
@@ -399,6 +520,156 @@ impl AlertManager {
             }
         }
         state.reevaluate(now);
+    }
+
+    /// Flushes every group whose timer is due, each at its scheduled time (so a late tick notifies as
+    /// a punctual one would have), and queues the notifications.
+    fn flush_groups(&self, state: &mut State, now: Duration) {
+        let Some(tree) = &self.inner.routes else { return };
+        loop {
+            let Some(key) = state
+                .groups
+                .iter()
+                .filter(|(_, group)| group.next_flush <= now)
+                .min_by_key(|(_, group)| group.next_flush)
+                .map(|(key, _)| key.clone())
+            else {
+                return;
+            };
+            let Some(route) = tree.route(key.0) else { return };
+            let Some(mut group) = state.groups.remove(&key) else { return };
+            let at = group.next_flush;
+            if let Some(notification) = self.flush(state, &mut group, route, at) {
+                let notification = Arc::new(notification);
+                for notifier in self.inner.receivers.get(&route.receiver).into_iter().flatten() {
+                    state.deliveries.push(Delivery {
+                        notifier: Arc::clone(notifier),
+                        notification: Arc::clone(&notification),
+                        attempts: 0,
+                        due: at,
+                    });
+                }
+            }
+            if !group.members.is_empty() {
+                group.next_flush = at + route.group_interval;
+                state.groups.insert(key, group);
+            }
+        }
+    }
+
+    /// One group flush: Alertmanager's decision whether to notify, then resolved alerts leave the group.
+    fn flush(
+        &self,
+        state: &mut State,
+        group: &mut Group,
+        route: &crate::route::ResolvedRoute,
+        at: Duration,
+    ) -> Option<Notification> {
+        let mut firing = Vec::new();
+        let mut resolved = Vec::new();
+        for (fingerprint, id) in &group.members {
+            let Some(alert) = state.alerts.get(id) else {
+                continue;
+            };
+            match alert.status {
+                AlertStatus::Firing | AlertStatus::Acknowledged => firing.push((*fingerprint, alert)),
+                AlertStatus::Resolved => resolved.push((*fingerprint, alert)),
+                AlertStatus::Suppressed => {}
+            }
+        }
+        let firing_set: BTreeSet<Fingerprint> = firing.iter().map(|(fp, _)| *fp).collect();
+        let resolved_set: BTreeSet<Fingerprint> = resolved.iter().map(|(fp, _)| *fp).collect();
+        let notify = match &group.last {
+            // Never notified: only if something fires.
+            None => !firing_set.is_empty(),
+            Some(last) if !firing_set.is_subset(&last.firing) => true,
+            // All resolved: tell the receiver, if it was told about something firing.
+            Some(last) if firing_set.is_empty() => !last.firing.is_empty(),
+            Some(last) if !resolved_set.is_subset(&last.resolved) => true,
+            // Nothing changed: only once the repeat interval has passed.
+            Some(last) => last.at + route.repeat_interval <= at,
+        };
+        let notification = notify.then(|| {
+            let to_notified = |status: NotificationStatus, alert: &Alert| NotifiedAlert {
+                status,
+                labels: alert.labels.clone(),
+                annotations: alert.annotations.clone(),
+                starts_at: alert.created,
+                ends_at: alert.resolved,
+                fingerprint: alert.fingerprint,
+            };
+            let alerts: Vec<NotifiedAlert> = firing
+                .iter()
+                .map(|(_, alert)| to_notified(NotificationStatus::Firing, alert))
+                .chain(resolved.iter().map(|(_, alert)| to_notified(NotificationStatus::Resolved, alert)))
+                .collect();
+            let common = |pick: fn(&NotifiedAlert) -> &Labels| -> Labels {
+                let mut common = alerts.first().map(|alert| pick(alert).clone()).unwrap_or_default();
+                for alert in &alerts[1.min(alerts.len())..] {
+                    common = common.iter().filter(|(name, value)| pick(alert).get(name) == *value).collect();
+                }
+                common
+            };
+            Notification {
+                receiver: route.receiver.clone(),
+                status: if firing.is_empty() { NotificationStatus::Resolved } else { NotificationStatus::Firing },
+                group_key: group.key.clone(),
+                group_labels: group.labels.clone(),
+                common_labels: common(|alert| &alert.labels),
+                common_annotations: common(|alert| &alert.annotations),
+                alerts,
+                sent_at: at,
+            }
+        });
+        if notify {
+            group.last = Some(Sent { firing: firing_set, resolved: resolved_set.clone(), at });
+        }
+        // Resolved alerts leave the group once flushed; so do alerts the manager forgot.
+        group.members.retain(|fingerprint, id| !resolved_set.contains(fingerprint) && state.alerts.contains_key(id));
+        notification
+    }
+
+    /// Delivers notifications outside the lock; failures are retried with backoff, then dead-lettered.
+    fn deliver(&self, due: Vec<Delivery>, now: Duration) {
+        if due.is_empty() {
+            return;
+        }
+        let mut outcomes = Vec::with_capacity(due.len());
+        for delivery in due {
+            let notifier = Arc::clone(&delivery.notifier);
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| notifier.notify(&delivery.notification)))
+                    .unwrap_or_else(|_| Err("the notifier panicked".to_owned()));
+            outcomes.push((delivery, result));
+        }
+        let mut state = self.state();
+        for (mut delivery, result) in outcomes {
+            delivery.attempts += 1;
+            match result {
+                Ok(()) => state.counts.sent += 1,
+                Err(error) => {
+                    state.counts.failed += 1;
+                    if delivery.attempts >= self.inner.delivery_attempts {
+                        state.dead_letters.push(DeadLetter {
+                            notification: (*delivery.notification).clone(),
+                            error,
+                            attempts: delivery.attempts,
+                        });
+                    } else {
+                        let backoff = self.inner.retry_backoff.saturating_mul(1 << (delivery.attempts - 1).min(16));
+                        state.jitter = state.jitter.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        let jitter = backoff.mul_f64(((state.jitter >> 33) % 1000) as f64 / 10_000.0);
+                        delivery.due = now + backoff + jitter;
+                        state.deliveries.push(delivery);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notifications that could not be delivered after every retry.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.state().dead_letters.clone()
     }
 
     /// Counts and means (the seed's `get_alert_statistics`).
@@ -431,6 +702,9 @@ impl AlertManager {
             inhibited: counts.inhibited,
             suppressed_by_rule: counts.ruled,
             auto_resolved: counts.auto_resolved,
+            notifications_sent: counts.sent,
+            notifications_failed: counts.failed,
+            dead_letters: state.dead_letters.len() as u64,
         }
     }
 }
@@ -438,7 +712,7 @@ impl AlertManager {
 impl State {
     /// For each inhibition rule, the open alerts on its source side: computed once per pass, so a pass
     /// over n open alerts costs n times the (usually few) sources, not n squared.
-    fn inhibition_sources(&self) -> Vec<Vec<(Fingerprint, crate::labels::Labels)>> {
+    fn inhibition_sources(&self) -> Vec<Vec<(Fingerprint, Labels)>> {
         self.inhibit_rules
             .iter()
             .map(|rule| {
@@ -462,7 +736,7 @@ impl State {
         &self,
         alert: &Alert,
         now: Duration,
-        sources: &[Vec<(Fingerprint, crate::labels::Labels)>],
+        sources: &[Vec<(Fingerprint, Labels)>],
     ) -> Option<Suppression> {
         if let Some((id, _)) = self.silences.iter().find(|(_, silence)| silence.mutes(&alert.labels, now)) {
             return Some(Suppression::Silenced(*id));

@@ -119,6 +119,8 @@ pub struct ResolvedRoute {
     /// Alertmanager's route key: the ancestors' matchers and its own, as `{}/{a="b"}`; group keys
     /// start with it.
     pub key: String,
+    /// Its position in the tree (depth first), which tells apart siblings with the same matchers.
+    pub index: usize,
     children: Vec<usize>,
 }
 
@@ -169,6 +171,7 @@ impl RouteTree {
             group_interval: DEFAULT_GROUP_INTERVAL,
             repeat_interval: DEFAULT_REPEAT_INTERVAL,
             key: String::new(),
+            index: 0,
             children: Vec::new(),
         };
         resolve(&root, &defaults, None, &known, &mut nodes)?;
@@ -205,6 +208,19 @@ impl RouteTree {
             found.push(index);
         }
         true
+    }
+
+    /// Every receiver some route names.
+    pub fn receiver_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.nodes.iter().map(|node| node.receiver.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The route at `index` (see [`ResolvedRoute::index`]).
+    pub fn route(&self, index: usize) -> Option<&ResolvedRoute> {
+        self.nodes.get(index)
     }
 
     /// The root route, resolved.
@@ -260,6 +276,7 @@ fn resolve(
         group_interval: route.group_interval.unwrap_or(parent.group_interval),
         repeat_interval: route.repeat_interval.unwrap_or(parent.repeat_interval),
         key,
+        index: nodes.len(),
         children: Vec::new(),
     };
     let index = nodes.len();

@@ -1,0 +1,151 @@
+//! Notifications: what a receiver is told about a group of alerts, and the notifiers that tell it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::labels::{Fingerprint, Labels};
+
+/// Whether a notification (or an alert in it) is about trouble or its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationStatus {
+    /// At least one alert fires.
+    Firing,
+    /// Every alert in it is resolved.
+    Resolved,
+}
+
+impl NotificationStatus {
+    /// `firing` or `resolved`, as Alertmanager's payloads say.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Firing => "firing",
+            NotificationStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert as a notification carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifiedAlert {
+    /// Firing or resolved.
+    pub status: NotificationStatus,
+    /// Its labels.
+    pub labels: Labels,
+    /// Its annotations.
+    pub annotations: Labels,
+    /// When it started, on the manager's clock.
+    pub starts_at: Duration,
+    /// When it was resolved, if it was.
+    pub ends_at: Option<Duration>,
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+}
+
+/// A message to one receiver about one group (Alertmanager's webhook payload, as data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// The receiver's name.
+    pub receiver: String,
+    /// Firing when any alert fires.
+    pub status: NotificationStatus,
+    /// Alertmanager's group key (`<route key>:<group labels>`).
+    pub group_key: String,
+    /// The labels the group is formed by.
+    pub group_labels: Labels,
+    /// Labels every alert in it shares.
+    pub common_labels: Labels,
+    /// Annotations every alert in it shares.
+    pub common_annotations: Labels,
+    /// The alerts, firing first.
+    pub alerts: Vec<NotifiedAlert>,
+    /// When it was sent, on the manager's clock.
+    pub sent_at: Duration,
+}
+
+impl Notification {
+    /// The fingerprints of its firing alerts, sorted.
+    pub fn firing(&self) -> Vec<Fingerprint> {
+        self.fingerprints(NotificationStatus::Firing)
+    }
+
+    /// The fingerprints of its resolved alerts, sorted.
+    pub fn resolved(&self) -> Vec<Fingerprint> {
+        self.fingerprints(NotificationStatus::Resolved)
+    }
+
+    fn fingerprints(&self, status: NotificationStatus) -> Vec<Fingerprint> {
+        let mut found: Vec<Fingerprint> =
+            self.alerts.iter().filter(|alert| alert.status == status).map(|alert| alert.fingerprint).collect();
+        found.sort();
+        found
+    }
+}
+
+/// Delivers notifications to one destination.
+///
+/// Called on the thread driving the manager (its worker, or whoever calls `tick`), never under the
+/// manager's lock. An error is retried with backoff; a panic counts as an error.
+pub trait Notifier: Send + Sync {
+    /// Delivers one notification.
+    ///
+    /// # Errors
+    ///
+    /// What went wrong, for the dead-letter list.
+    fn notify(&self, notification: &Notification) -> Result<(), String>;
+}
+
+/// A notifier that calls a closure (the seed's notification handlers).
+pub struct CallbackNotifier<F>(pub F);
+
+impl<F> std::fmt::Debug for CallbackNotifier<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallbackNotifier")
+    }
+}
+
+impl<F: Fn(&Notification) -> Result<(), String> + Send + Sync> Notifier for CallbackNotifier<F> {
+    fn notify(&self, notification: &Notification) -> Result<(), String> {
+        (self.0)(notification)
+    }
+}
+
+/// A notifier that keeps what it is sent: the test double for code that raises alerts.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryNotifier {
+    received: Arc<Mutex<Vec<Notification>>>,
+}
+
+impl MemoryNotifier {
+    /// An empty one.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything received so far, in order.
+    pub fn received(&self) -> Vec<Notification> {
+        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Forgets what was received.
+    pub fn clear(&self) {
+        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+}
+
+impl Notifier for MemoryNotifier {
+    fn notify(&self, notification: &Notification) -> Result<(), String> {
+        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(notification.clone());
+        Ok(())
+    }
+}
+
+/// A notification that could not be delivered after every retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// What was to be sent.
+    pub notification: Notification,
+    /// The last error.
+    pub error: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
