@@ -18,6 +18,9 @@ pub enum ConfigError {
     /// A silence that would mute everything or never be active.
     #[error("invalid silence: {0}")]
     Silence(String),
+    /// An escalation policy that cannot work (no level, nobody to notify, a zero delay).
+    #[error("invalid escalation policy: {0}")]
+    Escalation(String),
     /// An inhibition rule missing a side.
     #[error("invalid inhibition rule: {0}")]
     Inhibit(String),

@@ -42,6 +42,7 @@
 
 mod alert;
 mod error;
+mod escalation;
 mod labels;
 mod manager;
 mod matcher;
@@ -51,6 +52,7 @@ mod silence;
 
 pub use alert::{Alert, AlertId, AlertStatus, NewAlert, Severity, Suppression};
 pub use error::{AlertError, ConfigError};
+pub use escalation::{EscalateUntil, EscalationLevel, EscalationPolicy};
 pub use labels::{Fingerprint, Labels};
 pub use manager::{
     AlertManager, AlertManagerBuilder, AlertStats, DEFAULT_DELIVERY_ATTEMPTS, DEFAULT_KEEP_RESOLVED,

@@ -8,6 +8,7 @@ use quanta::{Clock, Instant};
 
 use crate::alert::{Alert, AlertId, AlertStatus, NewAlert, Severity, Suppression};
 use crate::error::{AlertError, ConfigError};
+use crate::escalation::{EscalateUntil, Escalation, EscalationPolicy};
 use crate::labels::{Fingerprint, Labels};
 use crate::notify::{DeadLetter, Notification, NotificationStatus, NotifiedAlert, Notifier};
 use crate::route::RouteTree;
@@ -77,6 +78,10 @@ pub struct AlertStats {
     pub notifications_failed: u64,
     /// Notifications given up on, now in the dead-letter list.
     pub dead_letters: u64,
+    /// Escalations to a next level (or a repeat of a policy), in all.
+    pub escalations: u64,
+    /// Acknowledged alerts re-opened by an acknowledgement timeout, in all.
+    pub reopened: u64,
 }
 
 #[derive(Default)]
@@ -94,6 +99,10 @@ struct State {
     deliveries: Vec<Delivery>,
     dead_letters: Vec<DeadLetter>,
     jitter: u64,
+    policies: Vec<EscalationPolicy>,
+    escalations: HashMap<AlertId, Escalation>,
+    /// Alerts whose escalation ran its course (or that no policy takes), so it is not started again.
+    escalated: std::collections::HashSet<AlertId>,
 }
 
 /// Alerts grouped on one route by the values of its `group_by` labels (Alertmanager's aggregation group).
@@ -134,6 +143,8 @@ struct Counts {
     auto_resolved: u64,
     sent: u64,
     failed: u64,
+    escalations: u64,
+    reopened: u64,
 }
 
 struct Inner {
@@ -146,6 +157,7 @@ struct Inner {
     receivers: BTreeMap<String, Vec<Arc<dyn Notifier>>>,
     delivery_attempts: u32,
     retry_backoff: Duration,
+    severity_handlers: BTreeMap<Severity, Vec<Arc<dyn Notifier>>>,
     state: Mutex<State>,
 }
 
@@ -182,6 +194,8 @@ pub struct AlertManagerBuilder {
     receivers: BTreeMap<String, Vec<Arc<dyn Notifier>>>,
     delivery_attempts: u32,
     retry_backoff: Duration,
+    policies: Vec<EscalationPolicy>,
+    severity_handlers: BTreeMap<Severity, Vec<Arc<dyn Notifier>>>,
 }
 
 impl std::fmt::Debug for AlertManagerBuilder {
@@ -238,6 +252,20 @@ impl AlertManagerBuilder {
         self
     }
 
+    /// Adds an escalation policy (the seed's `add_escalation_policy`); an alert uses the first policy whose
+    /// matchers it satisfies.
+    pub fn escalation_policy(mut self, policy: EscalationPolicy) -> Self {
+        self.policies.push(policy);
+        self
+    }
+
+    /// Notifies `notifier` of every new alert of `severity` as it fires (the seed's
+    /// `add_notification_handler`), besides any routing.
+    pub fn on_severity(mut self, severity: Severity, notifier: impl Notifier + 'static) -> Self {
+        self.severity_handlers.entry(severity).or_default().push(Arc::new(notifier));
+        self
+    }
+
     /// Attempts per notification and notifier before it goes to the dead-letter list (default 5), and
     /// the pause before the first retry, doubling each time, with up to 10% jitter (default 1 s).
     pub fn delivery(mut self, attempts: u32, backoff: Duration) -> Self {
@@ -267,10 +295,14 @@ impl AlertManagerBuilder {
         {
             return Err(ConfigError::UnknownReceiver(missing.to_owned()));
         }
+        for policy in &self.policies {
+            policy.validate(&|name| self.receivers.contains_key(name))?;
+        }
         let state = State {
             inhibit_rules: self.inhibit_rules,
             suppression_rules: self.suppression_rules,
             jitter: 0x853C_49E6_748F_EA9B,
+            policies: self.policies,
             ..State::default()
         };
         Ok(AlertManager {
@@ -284,6 +316,7 @@ impl AlertManagerBuilder {
                 receivers: self.receivers,
                 delivery_attempts: self.delivery_attempts,
                 retry_backoff: self.retry_backoff,
+                severity_handlers: self.severity_handlers,
                 state: Mutex::new(state),
             }),
         })
@@ -304,6 +337,8 @@ impl AlertManager {
             receivers: BTreeMap::new(),
             delivery_attempts: DEFAULT_DELIVERY_ATTEMPTS,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
+            policies: Vec::new(),
+            severity_handlers: BTreeMap::new(),
         }
     }
 
@@ -384,7 +419,26 @@ impl AlertManager {
                 group.members.insert(fingerprint, id);
             }
         }
+        let firing = alert.status == AlertStatus::Firing;
+        if firing {
+            let handlers = self.inner.severity_handlers.get(&alert.severity).into_iter().flatten();
+            let receiver = format!("severity:{}", alert.severity.as_str());
+            let mut notification = single(&alert, receiver.clone(), now);
+            notification.receiver = receiver;
+            let notification = Arc::new(notification);
+            for handler in handlers {
+                state.deliveries.push(Delivery {
+                    notifier: Arc::clone(handler),
+                    notification: Arc::clone(&notification),
+                    attempts: 0,
+                    due: now,
+                });
+            }
+        }
         state.alerts.insert(id, alert);
+        if firing {
+            self.start_escalation(&mut state, id, now);
+        }
         Ok(Raised::New(id))
     }
 
@@ -496,6 +550,7 @@ impl AlertManager {
         let due = {
             let mut state = self.state();
             self.apply_time(&mut state, now);
+            self.escalate(&mut state, now);
             self.flush_groups(&mut state, now);
             let (due, waiting): (Vec<Delivery>, Vec<Delivery>) =
                 std::mem::take(&mut state.deliveries).into_iter().partition(|delivery| delivery.due <= now);
@@ -667,6 +722,129 @@ impl AlertManager {
         }
     }
 
+    /// Starts the escalation of a firing alert under the first policy that takes it: level 1 is notified
+    /// at `at`.
+    fn start_escalation(&self, state: &mut State, id: AlertId, at: Duration) {
+        if state.escalations.contains_key(&id) || state.escalated.contains(&id) {
+            return;
+        }
+        let Some(alert) = state.alerts.get(&id) else { return };
+        let policy =
+            state.policies.iter().position(|policy| crate::matcher::all_match(&policy.matchers, &alert.labels));
+        let Some(policy) = policy else {
+            state.escalated.insert(id);
+            return;
+        };
+        let escalation = Escalation {
+            policy,
+            level: 0,
+            next: at + state.policies[policy].levels[0].delay,
+            repeats_left: state.policies[policy].repeat,
+        };
+        self.notify_level(state, id, &escalation, at);
+        state.escalations.insert(id, escalation);
+    }
+
+    /// Notifies the receivers of an escalation's current level about the alert.
+    fn notify_level(&self, state: &mut State, id: AlertId, escalation: &Escalation, at: Duration) {
+        let Some(alert) = state.alerts.get_mut(&id) else { return };
+        alert.escalation_level = escalation.level as u32 + 1;
+        let policy = &state.policies[escalation.policy];
+        let key = format!("escalation/{}/{}", policy.name(), escalation.level + 1);
+        let notification = Arc::new(single(alert, key, at));
+        for receiver in &policy.levels[escalation.level].receivers {
+            for notifier in self.inner.receivers.get(receiver).into_iter().flatten() {
+                let mut addressed = (*notification).clone();
+                addressed.receiver.clone_from(receiver);
+                state.deliveries.push(Delivery {
+                    notifier: Arc::clone(notifier),
+                    notification: Arc::new(addressed),
+                    attempts: 0,
+                    due: at,
+                });
+            }
+        }
+    }
+
+    /// Moves escalations whose time came, each at its scheduled time; re-opens acknowledged alerts whose
+    /// acknowledgement timed out; starts escalations of alerts that began firing (a silence ended, say).
+    fn escalate(&self, state: &mut State, now: Duration) {
+        // Acknowledgement timeouts first: a re-opened alert escalates again from level 1.
+        let reopen: Vec<(AlertId, Duration)> = state
+            .open
+            .values()
+            .filter_map(|id| state.alerts.get(id))
+            .filter(|alert| alert.status == AlertStatus::Acknowledged)
+            .filter_map(|alert| {
+                let policy = state.policies.iter().find(|p| crate::matcher::all_match(&p.matchers, &alert.labels))?;
+                let due = alert.acknowledged? + policy.acknowledgement_timeout?;
+                (due <= now).then_some((alert.id, due))
+            })
+            .collect();
+        for (id, due) in reopen {
+            if let Some(alert) = state.alerts.get_mut(&id) {
+                alert.status = AlertStatus::Firing;
+                alert.acknowledged = None;
+                alert.acknowledged_by = None;
+            }
+            state.counts.reopened += 1;
+            state.escalations.remove(&id);
+            state.escalated.remove(&id);
+            self.start_escalation(state, id, due);
+        }
+        let starting: Vec<AlertId> = state
+            .open
+            .values()
+            .copied()
+            .filter(|id| !state.escalations.contains_key(id) && !state.escalated.contains(id))
+            .filter(|id| state.alerts.get(id).is_some_and(|alert| alert.status == AlertStatus::Firing))
+            .collect();
+        for id in starting {
+            self.start_escalation(state, id, now);
+        }
+        let due: Vec<AlertId> =
+            state.escalations.iter().filter(|(_, escalation)| escalation.next <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            let Some(mut escalation) = state.escalations.remove(&id) else { continue };
+            let mut going = true;
+            while going && escalation.next <= now {
+                let at = escalation.next;
+                let policy = &state.policies[escalation.policy];
+                let status = state.alerts.get(&id).map(|alert| alert.status);
+                let stopped = match status {
+                    None | Some(AlertStatus::Resolved) => true,
+                    Some(AlertStatus::Acknowledged) => policy.until == EscalateUntil::Acknowledged,
+                    _ => false,
+                };
+                if stopped {
+                    going = false;
+                    continue;
+                }
+                if status == Some(AlertStatus::Suppressed) {
+                    // Quiet alerts do not page anyone; the clock keeps running.
+                    escalation.next = at + policy.levels[escalation.level].delay;
+                    continue;
+                }
+                if escalation.level + 1 < policy.levels.len() {
+                    escalation.level += 1;
+                } else if escalation.repeats_left > 0 {
+                    escalation.repeats_left -= 1;
+                    escalation.level = 0;
+                } else {
+                    state.escalated.insert(id);
+                    going = false;
+                    continue;
+                }
+                escalation.next = at + policy.levels[escalation.level].delay;
+                state.counts.escalations += 1;
+                self.notify_level(state, id, &escalation, at);
+            }
+            if going {
+                state.escalations.insert(id, escalation);
+            }
+        }
+    }
+
     /// Notifications that could not be delivered after every retry.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.state().dead_letters.clone()
@@ -705,6 +883,8 @@ impl AlertManager {
             notifications_sent: counts.sent,
             notifications_failed: counts.failed,
             dead_letters: state.dead_letters.len() as u64,
+            escalations: counts.escalations,
+            reopened: counts.reopened,
         }
     }
 }
@@ -805,6 +985,8 @@ impl State {
         }
         self.counts.resolved += 1;
         self.counts.time_to_resolve += lasted;
+        self.escalations.remove(&id);
+        self.escalated.remove(&id);
         self.resolved_order.push_back(id);
         while self.resolved_order.len() > keep_resolved {
             if let Some(old) = self.resolved_order.pop_front() {
@@ -816,5 +998,26 @@ impl State {
             self.reevaluate(now);
         }
         true
+    }
+}
+
+/// A notification about one alert (escalations and severity handlers).
+fn single(alert: &Alert, key: String, at: Duration) -> Notification {
+    Notification {
+        receiver: String::new(),
+        status: NotificationStatus::Firing,
+        group_key: format!("{key}:{}", alert.labels),
+        group_labels: alert.labels.clone(),
+        common_labels: alert.labels.clone(),
+        common_annotations: alert.annotations.clone(),
+        alerts: vec![NotifiedAlert {
+            status: NotificationStatus::Firing,
+            labels: alert.labels.clone(),
+            annotations: alert.annotations.clone(),
+            starts_at: alert.created,
+            ends_at: None,
+            fingerprint: alert.fingerprint,
+        }],
+        sent_at: at,
     }
 }
