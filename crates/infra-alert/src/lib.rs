@@ -39,10 +39,17 @@
 //! ```
 //!
 //! The guide is `docs/alert.md`.
+//!
+//! ## Feature flags
+//!
+//! - `http`: `WebhookNotifier` (Alertmanager's webhook payload, version 4) and `AlertmanagerNotifier`
+//!   (pushes alerts into a real Alertmanager's `/api/v2/alerts`, resolving them through `endsAt`).
 
 mod alert;
 mod error;
 mod escalation;
+#[cfg(feature = "http")]
+mod http;
 mod labels;
 mod manager;
 mod matcher;
@@ -53,9 +60,11 @@ mod silence;
 pub use alert::{Alert, AlertId, AlertStatus, NewAlert, Severity, Suppression};
 pub use error::{AlertError, ConfigError};
 pub use escalation::{EscalateUntil, EscalationLevel, EscalationPolicy};
+#[cfg(feature = "http")]
+pub use http::{AlertmanagerNotifier, WebhookNotifier};
 pub use labels::{Fingerprint, Labels};
 pub use manager::{
-    AlertManager, AlertManagerBuilder, AlertStats, DEFAULT_DELIVERY_ATTEMPTS, DEFAULT_KEEP_RESOLVED,
+    AlertManager, AlertManagerBuilder, AlertStats, AlertWorker, DEFAULT_DELIVERY_ATTEMPTS, DEFAULT_KEEP_RESOLVED,
     DEFAULT_RETRY_BACKOFF, Raised, SuppressionRule,
 };
 pub use matcher::{MatchType, Matcher, all_match};

@@ -151,6 +151,7 @@ struct Inner {
     service: String,
     clock: Clock,
     epoch: Instant,
+    wall_epoch: std::time::SystemTime,
     auto_resolve_after: Option<Duration>,
     keep_resolved: usize,
     routes: Option<RouteTree>,
@@ -309,6 +310,7 @@ impl AlertManagerBuilder {
             inner: Arc::new(Inner {
                 service: self.service,
                 epoch: self.clock.now(),
+                wall_epoch: std::time::SystemTime::now(),
                 clock: self.clock,
                 auto_resolve_after: self.auto_resolve_after,
                 keep_resolved: self.keep_resolved,
@@ -423,7 +425,7 @@ impl AlertManager {
         if firing {
             let handlers = self.inner.severity_handlers.get(&alert.severity).into_iter().flatten();
             let receiver = format!("severity:{}", alert.severity.as_str());
-            let mut notification = single(&alert, receiver.clone(), now);
+            let mut notification = single(&alert, receiver.clone(), now, self.inner.wall_epoch);
             notification.receiver = receiver;
             let notification = Arc::new(notification);
             for handler in handlers {
@@ -674,6 +676,7 @@ impl AlertManager {
                 common_annotations: common(|alert| &alert.annotations),
                 alerts,
                 sent_at: at,
+                epoch: self.inner.wall_epoch,
             }
         });
         if notify {
@@ -751,7 +754,7 @@ impl AlertManager {
         alert.escalation_level = escalation.level as u32 + 1;
         let policy = &state.policies[escalation.policy];
         let key = format!("escalation/{}/{}", policy.name(), escalation.level + 1);
-        let notification = Arc::new(single(alert, key, at));
+        let notification = Arc::new(single(alert, key, at, self.inner.wall_epoch));
         for receiver in &policy.levels[escalation.level].receivers {
             for notifier in self.inner.receivers.get(receiver).into_iter().flatten() {
                 let mut addressed = (*notification).clone();
@@ -843,6 +846,32 @@ impl AlertManager {
                 state.escalations.insert(id, escalation);
             }
         }
+    }
+
+    /// Starts the background worker (the seed's `start`): a thread that ticks every `interval`, driving
+    /// group timers, escalations, auto-resolution and retries. Stop it with [`AlertWorker::stop`], which
+    /// delivers what is due before returning; dropping the worker stops it the same way.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Zero`] for a zero interval; [`ConfigError::Worker`] when the thread cannot start.
+    pub fn start(&self, interval: Duration) -> Result<AlertWorker, ConfigError> {
+        if interval.is_zero() {
+            return Err(ConfigError::Zero("worker interval"));
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let manager = self.clone();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("infra-alert-worker".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Acquire) {
+                    manager.tick();
+                    std::thread::park_timeout(interval);
+                }
+            })
+            .map_err(|err| ConfigError::Worker(err.to_string()))?;
+        Ok(AlertWorker { manager: self.clone(), stop, thread: Some(thread) })
     }
 
     /// Notifications that could not be delivered after every retry.
@@ -1002,7 +1031,7 @@ impl State {
 }
 
 /// A notification about one alert (escalations and severity handlers).
-fn single(alert: &Alert, key: String, at: Duration) -> Notification {
+fn single(alert: &Alert, key: String, at: Duration, epoch: std::time::SystemTime) -> Notification {
     Notification {
         receiver: String::new(),
         status: NotificationStatus::Firing,
@@ -1019,5 +1048,36 @@ fn single(alert: &Alert, key: String, at: Duration) -> Notification {
             fingerprint: alert.fingerprint,
         }],
         sent_at: at,
+        epoch,
+    }
+}
+
+/// The running background worker; from [`AlertManager::start`].
+#[derive(Debug)]
+#[must_use = "dropping the worker stops it"]
+pub struct AlertWorker {
+    manager: AlertManager,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AlertWorker {
+    /// Stops the worker (the seed's `stop`), then runs one last pass so that what is due is delivered.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        thread.thread().unpark();
+        let _ = thread.join();
+        self.manager.tick();
+    }
+}
+
+impl Drop for AlertWorker {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }

@@ -1,7 +1,9 @@
 //! Notifications: what a receiver is told about a group of alerts, and the notifiers that tell it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
 
 use crate::labels::{Fingerprint, Labels};
 
@@ -60,7 +62,24 @@ pub struct Notification {
     pub alerts: Vec<NotifiedAlert>,
     /// When it was sent, on the manager's clock.
     pub sent_at: Duration,
+    /// The wall-clock time of the manager's clock zero: offsets above plus this are wall times.
+    pub epoch: SystemTime,
 }
+
+/// RFC 3339 with nanoseconds, as Alertmanager writes times.
+pub(crate) fn rfc3339(at: SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+fn object(labels: &Labels) -> Value {
+    Value::Object(
+        labels.iter().map(|(name, value)| (name.to_owned(), Value::String(value.to_owned()))).collect::<Map<_, _>>(),
+    )
+}
+
+/// Alertmanager's "zero" time, written for alerts that have not ended.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 impl Notification {
     /// The fingerprints of its firing alerts, sorted.
@@ -71,6 +90,39 @@ impl Notification {
     /// The fingerprints of its resolved alerts, sorted.
     pub fn resolved(&self) -> Vec<Fingerprint> {
         self.fingerprints(NotificationStatus::Resolved)
+    }
+
+    /// Alertmanager's webhook payload, version 4: `version`, `groupKey`, `truncatedAlerts`, `status`,
+    /// `receiver`, `groupLabels`, `commonLabels`, `commonAnnotations`, `externalURL`, and `alerts` each with
+    /// `status`, `labels`, `annotations`, `startsAt`, `endsAt`, `generatorURL` and `fingerprint`.
+    pub fn webhook_payload(&self, external_url: &str) -> Value {
+        let alerts: Vec<Value> = self
+            .alerts
+            .iter()
+            .map(|alert| {
+                json!({
+                    "status": alert.status.as_str(),
+                    "labels": object(&alert.labels),
+                    "annotations": object(&alert.annotations),
+                    "startsAt": rfc3339(self.epoch + alert.starts_at),
+                    "endsAt": alert.ends_at.map_or_else(|| ZERO_TIME.to_owned(), |ends| rfc3339(self.epoch + ends)),
+                    "generatorURL": external_url,
+                    "fingerprint": alert.fingerprint.to_string(),
+                })
+            })
+            .collect();
+        json!({
+            "version": "4",
+            "groupKey": self.group_key,
+            "truncatedAlerts": 0,
+            "status": self.status.as_str(),
+            "receiver": self.receiver,
+            "groupLabels": object(&self.group_labels),
+            "commonLabels": object(&self.common_labels),
+            "commonAnnotations": object(&self.common_annotations),
+            "externalURL": external_url,
+            "alerts": alerts,
+        })
     }
 
     fn fingerprints(&self, status: NotificationStatus) -> Vec<Fingerprint> {
