@@ -21,6 +21,9 @@ pub enum ConfigError {
     /// An escalation policy that cannot work (no level, nobody to notify, a zero delay).
     #[error("invalid escalation policy: {0}")]
     Escalation(String),
+    /// The journal cannot be opened, read or rewritten.
+    #[error("journal: {0}")]
+    Journal(String),
     /// The background worker's thread could not be started.
     #[error("cannot start the alert worker thread: {0}")]
     Worker(String),

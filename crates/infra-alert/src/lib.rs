@@ -50,6 +50,7 @@ mod error;
 mod escalation;
 #[cfg(feature = "http")]
 mod http;
+mod journal;
 mod labels;
 mod manager;
 mod matcher;

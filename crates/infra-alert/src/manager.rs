@@ -9,10 +9,13 @@ use quanta::{Clock, Instant};
 use crate::alert::{Alert, AlertId, AlertStatus, NewAlert, Severity, Suppression};
 use crate::error::{AlertError, ConfigError};
 use crate::escalation::{EscalateUntil, Escalation, EscalationPolicy};
+use crate::journal::Journal;
 use crate::labels::{Fingerprint, Labels};
+use crate::matcher::Matcher;
 use crate::notify::{DeadLetter, Notification, NotificationStatus, NotifiedAlert, Notifier};
 use crate::route::RouteTree;
 use crate::silence::{InhibitRule, Silence, SilenceId};
+use serde_json::{Value, json};
 
 /// Default number of attempts to deliver a notification before it goes to the dead-letter list.
 pub const DEFAULT_DELIVERY_ATTEMPTS: u32 = 5;
@@ -82,6 +85,10 @@ pub struct AlertStats {
     pub escalations: u64,
     /// Acknowledged alerts re-opened by an acknowledgement timeout, in all.
     pub reopened: u64,
+    /// Journal writes that failed (the change took effect but will not survive a restart).
+    pub journal_errors: u64,
+    /// Torn records dropped from the journal's end at start (a crash mid-write).
+    pub journal_dropped: u64,
 }
 
 #[derive(Default)]
@@ -103,6 +110,12 @@ struct State {
     escalations: HashMap<AlertId, Escalation>,
     /// Alerts whose escalation ran its course (or that no policy takes), so it is not started again.
     escalated: std::collections::HashSet<AlertId>,
+    journal: Option<Journal>,
+    /// The wall-clock time of the manager's clock zero, in nanoseconds since the Unix epoch: journal
+    /// records carry wall times, so they mean the same after a restart.
+    wall_zero: u128,
+    journal_errors: u64,
+    journal_dropped: u64,
 }
 
 /// Alerts grouped on one route by the values of its `group_by` labels (Alertmanager's aggregation group).
@@ -151,6 +164,9 @@ struct Inner {
     service: String,
     clock: Clock,
     epoch: Instant,
+    /// Added to the clock's reading: after a replay, how long before this start the journal began, so
+    /// times from before a restart stay positive offsets.
+    base: Duration,
     wall_epoch: std::time::SystemTime,
     auto_resolve_after: Option<Duration>,
     keep_resolved: usize,
@@ -197,6 +213,7 @@ pub struct AlertManagerBuilder {
     retry_backoff: Duration,
     policies: Vec<EscalationPolicy>,
     severity_handlers: BTreeMap<Severity, Vec<Arc<dyn Notifier>>>,
+    journal: Option<(std::path::PathBuf, bool)>,
 }
 
 impl std::fmt::Debug for AlertManagerBuilder {
@@ -267,6 +284,14 @@ impl AlertManagerBuilder {
         self
     }
 
+    /// Keeps a journal at `path`: open alerts, acknowledgements, silences and escalation state survive a
+    /// restart (replayed at build; open alerts are notified again once, after their group's wait). With
+    /// `sync`, every record is synced to disk before the call that made it returns.
+    pub fn journal(mut self, path: impl Into<std::path::PathBuf>, sync: bool) -> Self {
+        self.journal = Some((path.into(), sync));
+        self
+    }
+
     /// Attempts per notification and notifier before it goes to the dead-letter list (default 5), and
     /// the pause before the first retry, doubling each time, with up to 10% jitter (default 1 s).
     pub fn delivery(mut self, attempts: u32, backoff: Duration) -> Self {
@@ -299,18 +324,35 @@ impl AlertManagerBuilder {
         for policy in &self.policies {
             policy.validate(&|name| self.receivers.contains_key(name))?;
         }
+        let built_wall = std::time::SystemTime::now();
+        let (journal, records, torn) = match &self.journal {
+            Some((path, sync)) => {
+                let (journal, records, torn) = Journal::open(path, *sync)
+                    .map_err(|err| ConfigError::Journal(format!("{}: {err}", path.display())))?;
+                (Some(journal), records, torn)
+            }
+            None => (None, Vec::new(), false),
+        };
+        // Times from before this start must stay positive offsets: the clock's zero moves back to the
+        // journal's earliest time.
+        let built_nanos = built_wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let earliest = records.iter().filter_map(earliest_time).min().unwrap_or(built_nanos).min(built_nanos);
+        let base = Duration::from_nanos(u64::try_from(built_nanos - earliest).unwrap_or(u64::MAX));
         let state = State {
             inhibit_rules: self.inhibit_rules,
             suppression_rules: self.suppression_rules,
             jitter: 0x853C_49E6_748F_EA9B,
             policies: self.policies,
+            wall_zero: earliest,
+            journal_dropped: u64::from(torn),
             ..State::default()
         };
-        Ok(AlertManager {
+        let manager = AlertManager {
             inner: Arc::new(Inner {
                 service: self.service,
                 epoch: self.clock.now(),
-                wall_epoch: std::time::SystemTime::now(),
+                base,
+                wall_epoch: built_wall - base,
                 clock: self.clock,
                 auto_resolve_after: self.auto_resolve_after,
                 keep_resolved: self.keep_resolved,
@@ -321,7 +363,9 @@ impl AlertManagerBuilder {
                 severity_handlers: self.severity_handlers,
                 state: Mutex::new(state),
             }),
-        })
+        };
+        manager.replay(&records, journal);
+        Ok(manager)
     }
 }
 
@@ -341,6 +385,7 @@ impl AlertManager {
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             policies: Vec::new(),
             severity_handlers: BTreeMap::new(),
+            journal: None,
         }
     }
 
@@ -350,7 +395,7 @@ impl AlertManager {
 
     /// The time on the manager's clock, as an offset from when it was built.
     pub fn now(&self) -> Duration {
-        self.inner.clock.now().saturating_duration_since(self.inner.epoch)
+        self.inner.base + self.inner.clock.now().saturating_duration_since(self.inner.epoch)
     }
 
     /// The service this manager raises alerts for.
@@ -378,6 +423,8 @@ impl AlertManager {
                 alert.occurrences += 1;
                 alert.last_seen = now;
             }
+            let record = json!({ "type": "repeat", "id": id.0, "at": state.wall(now) });
+            state.record(record);
             return Ok(Raised::Repeat(id));
         }
         state.next_alert += 1;
@@ -437,6 +484,8 @@ impl AlertManager {
                 });
             }
         }
+        let record = state.alert_record(&alert);
+        state.record(record);
         state.alerts.insert(id, alert);
         if firing {
             self.start_escalation(&mut state, id, now);
@@ -463,6 +512,8 @@ impl AlertManager {
         let waited = now.saturating_sub(alert.created);
         state.counts.acknowledged += 1;
         state.counts.time_to_acknowledge += waited;
+        let record = json!({ "type": "ack", "id": id.0, "by": by, "at": state.wall(now) });
+        state.record(record);
         Ok(true)
     }
 
@@ -506,6 +557,8 @@ impl AlertManager {
         let mut state = self.state();
         state.next_silence += 1;
         let id = SilenceId(state.next_silence);
+        let record = state.silence_record(id, &silence);
+        state.record(record);
         state.silences.insert(id, silence);
         state.reevaluate(now);
         id
@@ -521,6 +574,9 @@ impl AlertManager {
         let mut state = self.state();
         let silence = state.silences.get_mut(&id).ok_or(AlertError::UnknownSilence(id))?;
         silence.ends = silence.ends.min(now);
+        let ends = silence.ends;
+        let record = json!({ "type": "silence_ends", "id": id.0, "ends": state.wall(ends) });
+        state.record(record);
         state.reevaluate(now);
         Ok(())
     }
@@ -745,6 +801,8 @@ impl AlertManager {
             repeats_left: state.policies[policy].repeat,
         };
         self.notify_level(state, id, &escalation, at);
+        let record = state.escalation_record(id, &escalation);
+        state.record(record);
         state.escalations.insert(id, escalation);
     }
 
@@ -791,6 +849,8 @@ impl AlertManager {
                 alert.acknowledged_by = None;
             }
             state.counts.reopened += 1;
+            let record = json!({ "type": "reopened", "id": id.0, "at": state.wall(due) });
+            state.record(record);
             state.escalations.remove(&id);
             state.escalated.remove(&id);
             self.start_escalation(state, id, due);
@@ -835,17 +895,85 @@ impl AlertManager {
                     escalation.level = 0;
                 } else {
                     state.escalated.insert(id);
+                    state.record(json!({ "type": "escalation_done", "id": id.0 }));
                     going = false;
                     continue;
                 }
                 escalation.next = at + policy.levels[escalation.level].delay;
                 state.counts.escalations += 1;
                 self.notify_level(state, id, &escalation, at);
+                let record = state.escalation_record(id, &escalation);
+                state.record(record);
             }
             if going {
                 state.escalations.insert(id, escalation);
             }
         }
+    }
+
+    /// Rebuilds the state from journal records, then keeps the journal for what follows.
+    fn replay(&self, records: &[Value], journal: Option<Journal>) {
+        let now = self.now();
+        let mut state = self.state();
+        for record in records {
+            state.apply(record, self.inner.keep_resolved);
+        }
+        state.journal = journal;
+        state.reevaluate(now);
+        // Open alerts join their groups again: receivers hear the current state once after a restart.
+        if let Some(tree) = &self.inner.routes {
+            let open: Vec<(AlertId, Fingerprint, Labels)> = state
+                .open
+                .values()
+                .filter_map(|id| state.alerts.get(id))
+                .map(|alert| (alert.id, alert.fingerprint, alert.labels.clone()))
+                .collect();
+            for (id, fingerprint, labels) in open {
+                for route in tree.matches(&labels) {
+                    let key = route.group_key(&labels);
+                    let group = state.groups.entry((route.index, key.clone())).or_insert_with(|| Group {
+                        key,
+                        labels: route.group_labels(&labels),
+                        members: BTreeMap::new(),
+                        next_flush: now + route.group_wait,
+                        last: None,
+                    });
+                    group.members.insert(fingerprint, id);
+                }
+            }
+        }
+    }
+
+    /// Rewrites the journal as the current state only (open alerts, their acknowledgements, live
+    /// silences, escalations), dropping the history of what is over; atomic (written beside, renamed).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Journal`] when there is no journal or it cannot be rewritten (the old one stays).
+    pub fn compact_journal(&self) -> Result<(), ConfigError> {
+        let now = self.now();
+        let mut state = self.state();
+        let mut records = Vec::new();
+        let open: Vec<&Alert> = state.open.values().filter_map(|id| state.alerts.get(id)).collect();
+        for alert in open {
+            records.push(state.alert_record(alert));
+            if let (Some(at), Some(by)) = (alert.acknowledged, &alert.acknowledged_by) {
+                records.push(json!({ "type": "ack", "id": alert.id.0, "by": by, "at": state.wall(at) }));
+            }
+            if let Some(escalation) = state.escalations.get(&alert.id) {
+                records.push(state.escalation_record(alert.id, escalation));
+            }
+        }
+        for (id, silence) in state.silences.iter().filter(|(_, silence)| silence.ends > now) {
+            records.push(state.silence_record(*id, silence));
+        }
+        let journal = state.journal.as_mut().ok_or_else(|| ConfigError::Journal("no journal configured".into()))?;
+        journal.compact(&records).map_err(|err| ConfigError::Journal(err.to_string()))
+    }
+
+    /// Records written to the journal since it was last compacted (none without a journal).
+    pub fn journal_records(&self) -> u64 {
+        self.state().journal.as_ref().map_or(0, Journal::records)
     }
 
     /// Starts the background worker (the seed's `start`): a thread that ticks every `interval`, driving
@@ -914,11 +1042,203 @@ impl AlertManager {
             dead_letters: state.dead_letters.len() as u64,
             escalations: counts.escalations,
             reopened: counts.reopened,
+            journal_errors: state.journal_errors,
+            journal_dropped: state.journal_dropped,
         }
     }
 }
 
+/// The earliest time a journal record mentions, in nanoseconds since the Unix epoch.
+fn earliest_time(record: &Value) -> Option<u128> {
+    ["at", "starts"].iter().filter_map(|field| record.get(*field)?.as_u64()).min().map(u128::from)
+}
+
+fn labels_json(labels: &Labels) -> Value {
+    Value::Object(labels.iter().map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect())
+}
+
+fn labels_from(value: Option<&Value>) -> Labels {
+    value
+        .and_then(Value::as_object)
+        .map(|map| map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default()
+}
+
+fn severity_from(name: &str) -> Severity {
+    Severity::ALL.into_iter().find(|s| s.as_str() == name).unwrap_or(Severity::Error)
+}
+
 impl State {
+    /// Writes a journal record, if there is a journal; a failed write is counted, never fatal.
+    fn record(&mut self, record: Value) {
+        if let Some(journal) = &mut self.journal
+            && journal.append(&record).is_err()
+        {
+            self.journal_errors += 1;
+        }
+    }
+
+    /// A manager-clock offset as wall-clock nanoseconds since the Unix epoch.
+    fn wall(&self, at: Duration) -> u64 {
+        u64::try_from(self.wall_zero + at.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Wall-clock nanoseconds as an offset on the manager's clock.
+    fn offset(&self, wall: Option<&Value>) -> Duration {
+        let wall = u128::from(wall.and_then(Value::as_u64).unwrap_or(0));
+        Duration::from_nanos(u64::try_from(wall.saturating_sub(self.wall_zero)).unwrap_or(u64::MAX))
+    }
+
+    fn escalation_record(&self, id: AlertId, escalation: &Escalation) -> Value {
+        json!({
+            "type": "escalation",
+            "id": id.0,
+            "policy": self.policies[escalation.policy].name(),
+            "level": escalation.level,
+            "next": self.wall(escalation.next),
+            "repeats_left": escalation.repeats_left,
+        })
+    }
+
+    fn alert_record(&self, alert: &Alert) -> Value {
+        json!({
+            "type": "created",
+            "id": alert.id.0,
+            "severity": alert.severity.as_str(),
+            "title": alert.title,
+            "description": alert.description,
+            "source": alert.source,
+            "labels": labels_json(&alert.labels),
+            "annotations": labels_json(&alert.annotations),
+            "at": self.wall(alert.created),
+            "last_seen": self.wall(alert.last_seen),
+            "occurrences": alert.occurrences,
+        })
+    }
+
+    fn silence_record(&self, id: SilenceId, silence: &Silence) -> Value {
+        json!({
+            "type": "silence",
+            "id": id.0,
+            "matchers": silence.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "starts": self.wall(silence.starts),
+            "ends": self.wall(silence.ends),
+            "author": silence.author,
+            "comment": silence.comment,
+        })
+    }
+
+    /// Applies one journal record at replay.
+    fn apply(&mut self, record: &Value, keep_resolved: usize) {
+        let id = AlertId(record.get("id").and_then(Value::as_u64).unwrap_or(0));
+        let text = |field: &str| record.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+        match record.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "created" => {
+                let labels = labels_from(record.get("labels"));
+                let fingerprint = labels.fingerprint();
+                let created = self.offset(record.get("at"));
+                let alert = Alert {
+                    id,
+                    fingerprint,
+                    severity: severity_from(&text("severity")),
+                    title: text("title"),
+                    description: text("description"),
+                    source: text("source"),
+                    labels,
+                    annotations: labels_from(record.get("annotations")),
+                    status: AlertStatus::Firing,
+                    suppressed_by: None,
+                    created,
+                    last_seen: record.get("last_seen").map_or(created, |wall| self.offset(Some(wall))),
+                    acknowledged: None,
+                    acknowledged_by: None,
+                    resolved: None,
+                    occurrences: record.get("occurrences").and_then(Value::as_u64).unwrap_or(1),
+                    escalation_level: 0,
+                };
+                self.next_alert = self.next_alert.max(id.0);
+                self.counts.created += 1;
+                self.open.insert(fingerprint, id);
+                self.alerts.insert(id, alert);
+            }
+            "repeat" => {
+                let at = self.offset(record.get("at"));
+                if let Some(alert) = self.alerts.get_mut(&id) {
+                    alert.occurrences += 1;
+                    alert.last_seen = at;
+                }
+                self.counts.repeats += 1;
+            }
+            "ack" => {
+                let at = self.offset(record.get("at"));
+                if let Some(alert) = self.alerts.get_mut(&id) {
+                    alert.status = AlertStatus::Acknowledged;
+                    alert.acknowledged = Some(at);
+                    alert.acknowledged_by = Some(text("by"));
+                    let waited = at.saturating_sub(alert.created);
+                    self.counts.acknowledged += 1;
+                    self.counts.time_to_acknowledge += waited;
+                }
+            }
+            "reopened" => {
+                if let Some(alert) = self.alerts.get_mut(&id) {
+                    alert.status = AlertStatus::Firing;
+                    alert.acknowledged = None;
+                    alert.acknowledged_by = None;
+                }
+                self.counts.reopened += 1;
+            }
+            "resolved" => {
+                let at = self.offset(record.get("at"));
+                self.resolve(id, at, keep_resolved);
+            }
+            "silence" => {
+                let silence_id = SilenceId(id.0);
+                let matchers: Vec<Matcher> = record
+                    .get("matchers")
+                    .and_then(Value::as_array)
+                    .map(|list| list.iter().filter_map(|m| Matcher::parse(m.as_str()?).ok()).collect())
+                    .unwrap_or_default();
+                let silence = Silence {
+                    matchers,
+                    starts: self.offset(record.get("starts")),
+                    ends: self.offset(record.get("ends")),
+                    author: text("author"),
+                    comment: text("comment"),
+                };
+                self.next_silence = self.next_silence.max(silence_id.0);
+                self.silences.insert(silence_id, silence);
+            }
+            "silence_ends" => {
+                let ends = self.offset(record.get("ends"));
+                if let Some(silence) = self.silences.get_mut(&SilenceId(id.0)) {
+                    silence.ends = silence.ends.min(ends);
+                }
+            }
+            "escalation" => {
+                let name = text("policy");
+                if let Some(policy) = self.policies.iter().position(|p| p.name() == name) {
+                    let level = record.get("level").and_then(Value::as_u64).unwrap_or(0) as usize;
+                    let escalation = Escalation {
+                        policy,
+                        level: level.min(self.policies[policy].levels.len() - 1),
+                        next: self.offset(record.get("next")),
+                        repeats_left: record.get("repeats_left").and_then(Value::as_u64).unwrap_or(0) as u32,
+                    };
+                    if let Some(alert) = self.alerts.get_mut(&id) {
+                        alert.escalation_level = escalation.level as u32 + 1;
+                    }
+                    self.escalations.insert(id, escalation);
+                }
+            }
+            "escalation_done" => {
+                self.escalations.remove(&id);
+                self.escalated.insert(id);
+            }
+            _ => {}
+        }
+    }
+
     /// For each inhibition rule, the open alerts on its source side: computed once per pass, so a pass
     /// over n open alerts costs n times the (usually few) sources, not n squared.
     fn inhibition_sources(&self) -> Vec<Vec<(Fingerprint, Labels)>> {
@@ -1016,6 +1336,8 @@ impl State {
         self.counts.time_to_resolve += lasted;
         self.escalations.remove(&id);
         self.escalated.remove(&id);
+        let record = json!({ "type": "resolved", "id": id.0, "at": self.wall(now) });
+        self.record(record);
         self.resolved_order.push_back(id);
         while self.resolved_order.len() > keep_resolved {
             if let Some(old) = self.resolved_order.pop_front() {
