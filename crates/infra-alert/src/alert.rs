@@ -131,6 +131,7 @@ impl NewAlert {
         labels.insert("alertname", self.title.clone());
         labels.insert("severity", self.severity.as_str());
         labels.insert("source", self.source.clone());
+        labels.shrink();
         labels
     }
 }
