@@ -70,7 +70,8 @@ pub use manager::{
 };
 pub use matcher::{MatchType, Matcher, all_match};
 pub use notify::{
-    CallbackNotifier, DeadLetter, MemoryNotifier, Notification, NotificationStatus, NotifiedAlert, Notifier,
+    CallbackNotifier, DeadLetter, LogNotifier, MemoryNotifier, Notification, NotificationStatus, NotifiedAlert,
+    Notifier,
 };
 pub use route::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, GroupBy, ResolvedRoute, Route, RouteTree,

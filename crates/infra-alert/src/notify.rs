@@ -191,6 +191,55 @@ impl Notifier for MemoryNotifier {
     }
 }
 
+/// A notifier that writes one line per notification to a writer (standard error by default): status,
+/// receiver, group key, and each alert's status, fingerprint and labels.
+pub struct LogNotifier {
+    out: Mutex<Box<dyn std::io::Write + Send>>,
+}
+
+impl std::fmt::Debug for LogNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogNotifier")
+    }
+}
+
+impl Default for LogNotifier {
+    fn default() -> Self {
+        Self::to(std::io::stderr())
+    }
+}
+
+impl LogNotifier {
+    /// A notifier writing to standard error.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A notifier writing to `out` (a file, a socket, a buffer).
+    pub fn to(out: impl std::io::Write + Send + 'static) -> Self {
+        LogNotifier { out: Mutex::new(Box::new(out)) }
+    }
+}
+
+impl Notifier for LogNotifier {
+    fn notify(&self, notification: &Notification) -> Result<(), String> {
+        let alerts: Vec<String> = notification
+            .alerts
+            .iter()
+            .map(|alert| format!("{} {} {}", alert.status.as_str(), alert.fingerprint, alert.labels))
+            .collect();
+        let line = format!(
+            "alert {} receiver={} group={} [{}]\n",
+            notification.status.as_str(),
+            notification.receiver,
+            notification.group_key,
+            alerts.join("; ")
+        );
+        let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        out.write_all(line.as_bytes()).and_then(|()| out.flush()).map_err(|err| err.to_string())
+    }
+}
+
 /// A notification that could not be delivered after every retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {

@@ -183,3 +183,34 @@ fn every_routed_receiver_needs_a_notifier() {
     assert_eq!(built.err(), Some(ConfigError::UnknownReceiver("pager".into())));
     assert_eq!(AlertManager::builder("o").delivery(0, S).build().err(), Some(ConfigError::Zero("delivery attempts")));
 }
+
+#[test]
+fn the_log_notifier_writes_one_line_per_notification() {
+    #[derive(Clone, Default)]
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let out = Shared::default();
+    let tree = RouteTree::new(Route::to("log").group_wait(S), &["log"]).unwrap();
+    let (clock, time) = quanta::Clock::mock();
+    let manager = AlertManager::builder("orders")
+        .clock(clock)
+        .routes(tree)
+        .receiver("log", infra_alert::LogNotifier::to(out.clone()))
+        .build()
+        .unwrap();
+    let id = manager.create_alert(disk("a")).unwrap().id();
+    at(&manager, &time, S);
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let fingerprint = manager.get(id).unwrap().fingerprint.to_string();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.starts_with("alert firing receiver=log group={}:{} [firing "), "{text}");
+    assert!(text.contains(&fingerprint) && text.contains("host=\"a\""), "{text}");
+}
