@@ -139,6 +139,8 @@ struct Inner {
     routes: ArcSwap<RouteTable>,
     /// Bumped after every new table is stored: readers compare it with the table they cached.
     generation: AtomicU64,
+    /// Whether a rollout runs (one at a time).
+    rolling: AtomicBool,
 }
 
 static DEPLOYER_IDS: AtomicU64 = AtomicU64::new(1);
@@ -203,6 +205,7 @@ impl DeployerBuilder {
             inner: Arc::new(Inner {
                 id: DEPLOYER_IDS.fetch_add(1, Ordering::Relaxed),
                 generation: AtomicU64::new(0),
+                rolling: AtomicBool::new(false),
                 service: self.service,
                 epoch: self.clock.now(),
                 clock: self.clock,
@@ -233,6 +236,25 @@ impl Deployer {
 
     fn now(&self) -> Duration {
         self.inner.clock.now().saturating_duration_since(self.inner.epoch)
+    }
+
+    /// The time on the deployer's clock (rollouts run on it).
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.now()
+    }
+
+    /// Checks that a deployment is registered.
+    pub(crate) fn has(&self, name: &str) -> Result<(), DeployError> {
+        Self::index(&self.state(), name).map(drop)
+    }
+
+    /// Takes the one rollout slot; false when a rollout runs already.
+    pub(crate) fn claim_rollout(&self) -> bool {
+        !self.inner.rolling.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn release_rollout(&self) {
+        self.inner.rolling.store(false, Ordering::Release);
     }
 
     /// Registers a deployment (the seed's `register_deployment`). The first one registered takes all

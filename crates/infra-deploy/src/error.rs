@@ -21,6 +21,9 @@ pub enum DeployError {
     /// Rollback without an earlier state.
     #[error("nothing to roll back to: the weights have not changed yet")]
     NothingToRollBack,
+    /// A rollout runs on this deployer already.
+    #[error("a rollout is running already: let it finish or abort it first")]
+    RolloutRunning,
     /// A setting that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -29,6 +29,7 @@
 mod deployer;
 mod error;
 mod health;
+mod rollout;
 mod router;
 
 pub use deployer::{
@@ -36,4 +37,5 @@ pub use deployer::{
 };
 pub use error::DeployError;
 pub use health::{CheckResult, Health, HealthPolicy, HealthTarget};
+pub use rollout::{Analysis, CanaryPlan, Condition, Metric, Phase, Rollout, RolloutEvent, Step};
 pub use router::{BUCKETS, bucket_of};
