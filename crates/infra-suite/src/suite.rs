@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use infra_alert::{AlertId, AlertManager, NewAlert, Severity};
+use infra_alert::{AlertId, AlertManager, AlertManagerBuilder, NewAlert, Severity};
 use infra_apm::{Collector, SlaEvent, SlaEventKind};
 use infra_chaos::ChaosEngine;
 use infra_deploy::Deployer;
@@ -59,8 +59,10 @@ impl SpanExporter for SpanMetrics {
     }
 }
 
+/// Adds settings to the alert manager the suite builds (receivers, routes, escalation policies).
+type AlertSettings = Box<dyn FnOnce(AlertManagerBuilder) -> AlertManagerBuilder>;
+
 /// Configures an [`InfraSuite`]; from [`InfraSuite::builder`].
-#[derive(Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct InfraSuiteBuilder {
     service: String,
@@ -68,6 +70,16 @@ pub struct InfraSuiteBuilder {
     sample_rate: f64,
     log_capacity: usize,
     trace_capacity: usize,
+    alert_settings: Option<AlertSettings>,
+}
+
+impl std::fmt::Debug for InfraSuiteBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfraSuiteBuilder")
+            .field("service", &self.service)
+            .field("sample_rate", &self.sample_rate)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InfraSuiteBuilder {
@@ -92,6 +104,13 @@ impl InfraSuiteBuilder {
     /// Spans kept in memory for lookup by trace id (default 100,000).
     pub fn trace_capacity(mut self, spans: usize) -> Self {
         self.trace_capacity = spans;
+        self
+    }
+
+    /// Configures the alert manager beyond the suite's defaults: receivers, routes, escalation policies
+    /// (the suite keeps its service name and clock).
+    pub fn alerts(mut self, settings: impl FnOnce(AlertManagerBuilder) -> AlertManagerBuilder + 'static) -> Self {
+        self.alert_settings = Some(Box::new(settings));
         self
     }
 
@@ -123,10 +142,12 @@ impl InfraSuiteBuilder {
             })
             .build()
             .map_err(|err| build_error("the log aggregator")(&err))?;
-        let alerts = AlertManager::builder(service.clone())
-            .clock(self.clock.clone())
-            .build()
-            .map_err(|err| build_error("the alert manager")(&err))?;
+        let mut alert_builder = AlertManager::builder(service.clone());
+        if let Some(settings) = self.alert_settings {
+            alert_builder = settings(alert_builder);
+        }
+        let alerts =
+            alert_builder.clock(self.clock.clone()).build().map_err(|err| build_error("the alert manager")(&err))?;
         let chaos = ChaosEngine::builder()
             .clock(self.clock.clone())
             .build()
@@ -144,12 +165,19 @@ impl InfraSuiteBuilder {
             apm.on_sla_event(move |event: &SlaEvent| sla_to_alert(&alerts, &logs, &breaches, event));
         }
 
-        Ok(InfraSuite { inner: Arc::new(Inner { service, apm, tracer, spans, logs, log_memory, alerts, chaos, deployer, flags }) })
+        Ok(InfraSuite {
+            inner: Arc::new(Inner { service, apm, tracer, spans, logs, log_memory, alerts, chaos, deployer, flags }),
+        })
     }
 }
 
 /// What an SLA event does to alerts: a breach raises one (once per episode), a recovery resolves it.
-fn sla_to_alert(alerts: &AlertManager, logs: &LogAggregator, breaches: &Mutex<HashMap<String, AlertId>>, event: &SlaEvent) {
+fn sla_to_alert(
+    alerts: &AlertManager,
+    logs: &LogAggregator,
+    breaches: &Mutex<HashMap<String, AlertId>>,
+    event: &SlaEvent,
+) {
     let mut open = breaches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match event.kind {
         SlaEventKind::Breach => {
@@ -217,6 +245,7 @@ impl InfraSuite {
             sample_rate: 1.0,
             log_capacity: 100_000,
             trace_capacity: 100_000,
+            alert_settings: None,
         }
     }
 

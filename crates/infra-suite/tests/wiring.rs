@@ -36,10 +36,7 @@ fn every_finished_span_records_its_duration_by_operation_and_outcome() {
     suite.tracer().in_span("cancel-order", |span| span.set_status(Status::Error("venue down".into())));
     suite.tracer().force_flush();
     let text = suite.apm().render_prometheus();
-    assert!(
-        text.contains("span_duration_seconds_count{operation=\"place-order\",outcome=\"ok\"} 3"),
-        "{text}"
-    );
+    assert!(text.contains("span_duration_seconds_count{operation=\"place-order\",outcome=\"ok\"} 3"), "{text}");
     assert!(text.contains("span_duration_seconds_count{operation=\"cancel-order\",outcome=\"error\"} 1"), "{text}");
     suite.shutdown(Duration::from_secs(1));
 }
@@ -68,8 +65,12 @@ fn an_sla_breach_raises_an_alert_and_the_recovery_resolves_it() {
     suite.evaluate();
     assert_eq!(suite.alerts().get(alert.id).unwrap().status, AlertStatus::Resolved);
     suite.logs().flush();
-    let said: Vec<String> = suite.log_memory().search(&Default::default()).into_iter().map(|e| e.message.to_string()).collect();
-    assert!(said.contains(&"SLA breached: orders".to_owned()) && said.contains(&"SLA recovered: orders".to_owned()), "{said:?}");
+    let said: Vec<String> =
+        suite.log_memory().search(&Default::default()).into_iter().map(|e| e.message.to_string()).collect();
+    assert!(
+        said.contains(&"SLA breached: orders".to_owned()) && said.contains(&"SLA recovered: orders".to_owned()),
+        "{said:?}"
+    );
     suite.shutdown(Duration::from_secs(1));
 }
 
