@@ -59,10 +59,27 @@ pub mod latency {
         (at(0.50), at(0.99))
     }
 
-    /// A fresh file path under the system's temporary folder for a benchmark's output.
+    /// A fresh file path under the system's temporary folder for a benchmark's output, in a folder of
+    /// this process's own. A benchmark process has no exit hook to remove it (criterion ends with
+    /// `exit`), so the first call sweeps away the folders of earlier runs whose process is gone: logging
+    /// benchmarks write gigabytes, and left alone they fill the disk within a few runs.
     pub fn temp_file(name: &str) -> std::path::PathBuf {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(sweep_finished_runs);
         let dir = std::env::temp_dir().join(format!("infra-benches-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         dir.join(name)
+    }
+
+    fn sweep_finished_runs() {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("infra-benches-")) else { continue };
+            let alive = std::path::Path::new("/proc").join(pid).exists();
+            if !alive && pid.parse::<u32>().is_ok() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }

@@ -56,6 +56,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         command.args(QUICK_ARGS);
     }
     let status = command.status().context("running cargo bench")?;
+    remove_bench_scratch();
     if !status.success() {
         bail!("cargo bench failed: {status}");
     }
@@ -243,6 +244,17 @@ fn write_report(
     }
     std::fs::write(docs.join("benchmarks.md"), md)?;
     Ok(())
+}
+
+/// Removes what the benchmark processes wrote under the temporary folder (`infra-benches-<pid>`; the
+/// logging benchmarks write gigabytes there, and a benchmark process cannot clean up after itself).
+fn remove_bench_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_str().is_some_and(|name| name.starts_with("infra-benches-")) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ const BINARIES: &[Binary] = &[
     Binary { service: Service::Amtool, names: &["amtool"], package: "prometheus-alertmanager" },
     Binary { service: Service::Haproxy, names: &["haproxy"], package: "haproxy" },
     Binary { service: Service::Rsyslogd, names: &["rsyslogd"], package: "rsyslog" },
+    Binary { service: Service::Chromium, names: &["chromium", "chromium-browser"], package: "chromium" },
 ];
 
 /// Debian installs daemons under sbin, which a non-root `PATH` often lacks.
@@ -60,6 +61,11 @@ const PYTHON_PEERS: &[&str] = &[
 ];
 /// The Node.js Toxiproxy client the interop tier drives infra-chaos's fault proxy with.
 const NODE_TOXIPROXY_CLIENT: &str = "toxiproxy-node-client@4.1.0";
+/// What drives Chromium in the dashboard's browser test.
+const NODE_PLAYWRIGHT: &str = "playwright-core@1.65.1";
+/// What fuzzes the ops API from its OpenAPI document; installed with its dependencies (many, and
+/// resolved by pip) into a folder of its own under target/.
+const PYTHON_SCHEMATHESIS: &str = "schemathesis==4.32.5";
 /// The Unleash server the interop tests run against: the last line that supports the Node.js 18 and 20
 /// that Debian and this machine ship.
 const UNLEASH_PACKAGE: &str = "unleash-server@6.4.1";
@@ -214,6 +220,10 @@ fn start_shared(found: &BTreeMap<Service, PathBuf>, running: &mut RunningService
     running.env.insert(Service::PythonToxiproxyClient.env_var().into(), python_peers.display().to_string());
     let node_modules = install_node_package(NODE_TOXIPROXY_CLIENT)?;
     running.env.insert(Service::NodeToxiproxyClient.env_var().into(), node_modules.display().to_string());
+    let node_modules = install_node_package(NODE_PLAYWRIGHT)?;
+    running.env.insert(Service::NodePlaywright.env_var().into(), node_modules.display().to_string());
+    let schemathesis = install_schemathesis()?;
+    running.env.insert(Service::PythonSchemathesis.env_var().into(), schemathesis.display().to_string());
     Ok(())
 }
 
@@ -247,6 +257,31 @@ fn install_python_peers() -> Result<PathBuf> {
             bail!("pip install of the Python peers failed: {}", String::from_utf8_lossy(&output.stderr));
         }
         std::fs::write(&marker, wanted)?;
+    }
+    Ok(folder)
+}
+
+/// Installs Schemathesis with its dependencies from PyPI into target/xtask/schemathesis (once per pin).
+fn install_schemathesis() -> Result<PathBuf> {
+    let python = find_binary(&["python3"]).context("python3 is missing")?;
+    let folder = crate::target_dir().join("xtask").join("schemathesis");
+    let marker = folder.join(".infra-pin");
+    if std::fs::read_to_string(&marker).unwrap_or_default() != PYTHON_SCHEMATHESIS {
+        println!(
+            "services: installing {PYTHON_SCHEMATHESIS} (and its dependencies) from PyPI into {}",
+            folder.display()
+        );
+        let output = Command::new(python)
+            .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "--target"])
+            .arg(&folder)
+            .arg(PYTHON_SCHEMATHESIS)
+            .output()
+            .context("running pip")?;
+        if !output.status.success() {
+            bail!("pip install of {PYTHON_SCHEMATHESIS} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::fs::write(&marker, PYTHON_SCHEMATHESIS)?;
     }
     Ok(folder)
 }

@@ -64,6 +64,16 @@ impl fmt::Display for AlertId {
     }
 }
 
+impl std::str::FromStr for AlertId {
+    type Err = String;
+
+    /// Parses the form `Display` writes (`alert-7`) or the bare number (`7`), as an API path carries it.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let digits = text.strip_prefix("alert-").unwrap_or(text);
+        digits.parse().map(AlertId).map_err(|_| format!("{text:?} is not an alert id: expected alert-N or N"))
+    }
+}
+
 /// Why an alert is suppressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Suppression {

@@ -17,6 +17,16 @@ impl fmt::Display for SilenceId {
     }
 }
 
+impl std::str::FromStr for SilenceId {
+    type Err = String;
+
+    /// Parses the form `Display` writes (`silence-7`) or the bare number (`7`), as an API path carries it.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let digits = text.strip_prefix("silence-").unwrap_or(text);
+        digits.parse().map(SilenceId).map_err(|_| format!("{text:?} is not a silence id: expected silence-N or N"))
+    }
+}
+
 /// Mutes the alerts its matchers select, between `starts` and `ends` (offsets on the manager's clock).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Silence {

@@ -54,9 +54,38 @@ pub struct ChaosEngineBuilder {
     allow_panics: bool,
     supervise_interval: Duration,
     failpoints: Option<String>,
+    on_injection: Option<InjectionListener>,
+}
+
+/// What [`ChaosEngineBuilder::on_injection`] is told: one fault injected at one point.
+#[derive(Debug, Clone, Copy)]
+pub struct Injection<'a> {
+    /// The experiment (or failpoint) that fired.
+    pub experiment: ExperimentId,
+    /// Its kind.
+    pub kind: ExperimentKind,
+    /// The point it fired at.
+    pub point: &'a str,
+}
+
+/// The listener, behind a type that can say what it is in `Debug` output.
+#[derive(Clone)]
+struct InjectionListener(Arc<dyn Fn(&Injection<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for InjectionListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InjectionListener")
+    }
 }
 
 impl ChaosEngineBuilder {
+    /// Calls `listener` on every injection, on the injecting thread, before the fault takes effect: for
+    /// logging and counting them. It runs on the hot path of a faulty call, so it should be quick.
+    pub fn on_injection(mut self, listener: impl Fn(&Injection<'_>) + Send + Sync + 'static) -> Self {
+        self.on_injection = Some(InjectionListener(Arc::new(listener)));
+        self
+    }
+
     /// The clock for durations and steady-state checks (default: quanta's). Tests pass
     /// `quanta::Clock::mock()` and call [`ChaosEngine::tick`].
     pub fn clock(mut self, clock: Clock) -> Self {
@@ -134,6 +163,7 @@ impl ChaosEngineBuilder {
             armed: AtomicBool::new(false),
             supervisor: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            on_injection: self.on_injection,
         });
         let engine = ChaosEngine { inner };
         for (name, actions) in failpoints {
@@ -190,6 +220,7 @@ pub(crate) struct Inner {
     supervisor: Mutex<Option<Thread>>,
     /// Set by `shutdown`: the supervisor thread exits at its next wake.
     stopping: AtomicBool,
+    on_injection: Option<InjectionListener>,
 }
 
 #[derive(Default)]
@@ -336,6 +367,9 @@ impl Inner {
             matched = true;
             active.calls.fetch_add(1, Ordering::Relaxed);
             if let Some(verdict) = self.inject(active, point) {
+                if let Some(listener) = &self.on_injection {
+                    (listener.0)(&Injection { experiment: active.id, kind: active.fault.kind(), point });
+                }
                 return Some(verdict);
             }
         }
@@ -439,6 +473,7 @@ impl ChaosEngine {
             allow_panics: false,
             supervise_interval: DEFAULT_SUPERVISE_INTERVAL,
             failpoints: None,
+            on_injection: None,
         }
     }
 

@@ -16,6 +16,16 @@ impl fmt::Display for ExperimentId {
     }
 }
 
+impl std::str::FromStr for ExperimentId {
+    type Err = String;
+
+    /// Parses the form `Display` writes (`exp-7`) or the bare number (`7`), as an API path carries it.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let digits = text.strip_prefix("exp-").unwrap_or(text);
+        digits.parse().map(ExperimentId).map_err(|_| format!("{text:?} is not an experiment id: expected exp-N or N"))
+    }
+}
+
 /// Where an experiment applies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {

@@ -65,7 +65,7 @@ mod proxy;
 mod resource;
 
 pub use action::{Action, ActionError, Actions, Task, parse_failpoints};
-pub use engine::{ChaosEngine, ChaosEngineBuilder, DEFAULT_MAX_CONCURRENT, DEFAULT_SUPERVISE_INTERVAL};
+pub use engine::{ChaosEngine, ChaosEngineBuilder, DEFAULT_MAX_CONCURRENT, DEFAULT_SUPERVISE_INTERVAL, Injection};
 pub use error::{ChaosError, EngineError};
 pub use experiment::{Experiment, ExperimentId, ExperimentResults, ExperimentState, Hypothesis, Target};
 pub use fault::{ErrorFactory, ExperimentKind, Fault, LatencyProfile, Resource};

@@ -285,3 +285,28 @@ fn fail_points_return_early_and_pause_until_reconfigured() {
     assert_eq!(released.0, Ok(1));
     assert!(released.1 >= Duration::from_millis(50));
 }
+
+#[test]
+fn the_injection_listener_hears_every_injection_and_nothing_else() -> Result<(), Box<dyn std::error::Error>> {
+    let heard: Arc<std::sync::Mutex<Vec<(String, ExperimentKind)>>> = Arc::default();
+    let engine = {
+        let heard = Arc::clone(&heard);
+        ChaosEngine::builder()
+            .seed(7)
+            .on_injection(move |injection| {
+                heard.lock().unwrap().push((injection.point.to_owned(), injection.kind));
+            })
+            .build()?
+    };
+    let id = engine.create_experiment(
+        Experiment::new(Target::prefix("venue."), Fault::Error).probability(0.5).max_injections(20),
+    )?;
+    engine.start_experiment(id)?;
+    let failed = (0..200).filter(|_| engine.check("venue.send").is_err()).count();
+    assert!(engine.check("orders.place").is_ok());
+    let heard = heard.lock().unwrap();
+    assert_eq!((failed, heard.len()), (20, 20), "one call per injection, none for passes or other points");
+    assert!(heard.iter().all(|(point, kind)| point == "venue.send" && *kind == ExperimentKind::Error));
+    assert_eq!(engine.results(id).unwrap().injections, 20);
+    Ok(())
+}

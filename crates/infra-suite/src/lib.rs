@@ -58,8 +58,7 @@ pub use infra_trace as trace;
     feature = "deploy",
     feature = "flags"
 ))]
-mod suite;
-
+mod publish;
 #[cfg(all(
     feature = "log",
     feature = "apm",
@@ -69,7 +68,41 @@ mod suite;
     feature = "deploy",
     feature = "flags"
 ))]
-pub use suite::{InfraSuite, InfraSuiteBuilder, SpanMetrics, SuiteError};
+mod suite;
+
+#[cfg(all(
+    feature = "pool",
+    feature = "log",
+    feature = "apm",
+    feature = "alert",
+    feature = "chaos",
+    feature = "trace",
+    feature = "deploy",
+    feature = "flags"
+))]
+pub use suite::WatchedPool;
+#[cfg(all(
+    feature = "log",
+    feature = "apm",
+    feature = "alert",
+    feature = "chaos",
+    feature = "trace",
+    feature = "deploy",
+    feature = "flags"
+))]
+pub use suite::{DeploymentTransaction, InfraSuite, InfraSuiteBuilder, SpanMetrics, SuiteError};
+
+#[cfg(all(
+    feature = "ops",
+    feature = "log",
+    feature = "apm",
+    feature = "alert",
+    feature = "chaos",
+    feature = "trace",
+    feature = "deploy",
+    feature = "flags"
+))]
+pub mod ops;
 
 /// The types most code needs, in one import: `use infra_suite::prelude::*;`.
 pub mod prelude {

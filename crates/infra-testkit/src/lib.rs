@@ -74,6 +74,14 @@ pub enum Service {
     /// A `node_modules` folder holding `toxiproxy-node-client` (from npm, under `target/`), to put on
     /// `NODE_PATH`.
     NodeToxiproxyClient,
+    /// The Chromium browser binary (Debian's `chromium`), for the dashboard's browser test.
+    Chromium,
+    /// A `node_modules` folder holding `playwright-core` (from npm, under `target/`), which drives
+    /// [`Service::Chromium`].
+    NodePlaywright,
+    /// A folder holding Schemathesis and its dependencies (from PyPI, under `target/`), to put on
+    /// `PYTHONPATH`, for fuzzing the ops API from its OpenAPI document.
+    PythonSchemathesis,
 }
 
 /// The admin API token of the harness's Unleash server (a throwaway server on loopback).
@@ -117,6 +125,9 @@ impl Service {
             Service::PythonPrometheusClient => "INFRA_TEST_PYTHON_PROMETHEUS_CLIENT",
             Service::PythonToxiproxyClient => "INFRA_TEST_PYTHON_TOXIPROXY_CLIENT",
             Service::NodeToxiproxyClient => "INFRA_TEST_NODE_TOXIPROXY_CLIENT",
+            Service::Chromium => "INFRA_TEST_CHROMIUM",
+            Service::NodePlaywright => "INFRA_TEST_NODE_PLAYWRIGHT",
+            Service::PythonSchemathesis => "INFRA_TEST_PYTHON_SCHEMATHESIS",
         }
     }
 
@@ -137,6 +148,9 @@ impl Service {
             Service::PythonPrometheusClient => "the Python prometheus_client package",
             Service::PythonToxiproxyClient => "the Python toxiproxy-python package",
             Service::NodeToxiproxyClient => "the Node.js toxiproxy-node-client package",
+            Service::Chromium => "the chromium browser",
+            Service::NodePlaywright => "the Node.js playwright-core package",
+            Service::PythonSchemathesis => "the Python schemathesis package",
         }
     }
 }
