@@ -335,8 +335,14 @@ impl Desk {
                 .unwrap_or_default();
             let mut session = self.venue.get().map_err(|err| err.to_string())?;
             let sending = Instant::now();
-            let sent = self.suite.chaos().check("venue.send").map_err(|err| err.to_string()).and_then(|()| {
-                if sending.elapsed() > VENUE_TIMEOUT { Err("venue timeout".to_owned()) } else { Ok(()) }
+            let sent = self.suite.tracer().in_span("venue.send", |span| {
+                let sent = self.suite.chaos().check("venue.send").map_err(|err| err.to_string()).and_then(|()| {
+                    if sending.elapsed() > VENUE_TIMEOUT { Err("venue timeout".to_owned()) } else { Ok(()) }
+                });
+                if let Err(reason) = &sent {
+                    span.set_status(infra_suite::trace::Status::Error(reason.clone().into()));
+                }
+                sent
             });
             session.sent += 1;
             drop(session);

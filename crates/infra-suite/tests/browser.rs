@@ -75,7 +75,7 @@ const { chromium } = require("playwright-core");
 "##;
 
 #[test]
-fn the_dashboard_shows_live_data_and_its_buttons_change_the_server() {
+fn interop_the_dashboard_in_chromium_shows_live_data_and_its_buttons_change_the_server() {
     let Some(chromium) = infra_testkit::service(Service::Chromium) else { return };
     let Some(node_modules) = infra_testkit::service(Service::NodePlaywright) else { return };
 
@@ -120,7 +120,10 @@ fn the_dashboard_shows_live_data_and_its_buttons_change_the_server() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 suite.flags().is_enabled("new-pricing", &Context::new());
-                suite.apm().record_transaction("order", Duration::from_micros(80 + n % 50), !n.is_multiple_of(50)).unwrap();
+                suite
+                    .apm()
+                    .record_transaction("order", Duration::from_micros(80 + n % 50), !n.is_multiple_of(50))
+                    .unwrap();
                 if n.is_multiple_of(100) {
                     suite.evaluate();
                 }

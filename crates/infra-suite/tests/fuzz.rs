@@ -45,7 +45,7 @@ fn run_schemathesis(suite: &InfraSuite, server: &OpsServer, authorized: bool, py
 }
 
 #[test]
-fn a_schema_driven_fuzz_finds_no_server_error() {
+fn interop_a_schemathesis_fuzz_from_the_openapi_document_finds_no_server_error() {
     let Some(pythonpath) = infra_testkit::service(Service::PythonSchemathesis) else { return };
     let suite = InfraSuite::builder("order-gateway").build().unwrap();
     // Something behind every endpoint, so the fuzz reaches past the 404s.

@@ -8,6 +8,18 @@
 //! once on stderr. Request bodies are limited (64 KiB by default; over it: 413).
 //!
 //! Hosts that already run axum can mount [`OpsServerBuilder::router`] in their own server instead.
+//!
+//! ```
+//! use infra_suite::InfraSuite;
+//! use infra_suite::ops::OpsServer;
+//!
+//! let suite = InfraSuite::builder("order-gateway").build()?;
+//! let ops = OpsServer::builder(&suite).token("a-token-of-at-least-16-chars").start()?;
+//! assert!(ops.local_addr().ip().is_loopback());
+//! println!("dashboard at {}/", ops.url());
+//! ops.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod api;
 
