@@ -272,8 +272,10 @@ fn fail_points_return_early_and_pause_until_reconfigured() {
 
     engine.configure("store.lookup", "pause").unwrap();
     let released = std::thread::scope(|scope| {
-        let paused = scope.spawn(|| {
-            let started = Instant::now();
+        // Timed from before the spawn: a thread that starts late must not shorten the pause it measures.
+        let started = Instant::now();
+        let engine = &engine;
+        let paused = scope.spawn(move || {
             let result = engine.scope(lookup);
             (result, started.elapsed())
         });

@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use quanta::{Clock, Instant};
 
+use crate::backend::{TrafficBackend, TrafficWeight};
 use crate::error::DeployError;
 use crate::health::{CheckResult, Health, HealthPolicy, HealthTarget};
 use crate::router::{BUCKETS, Table, bucket_of};
@@ -141,6 +142,18 @@ struct Inner {
     generation: AtomicU64,
     /// Whether a rollout runs (one at a time).
     rolling: AtomicBool,
+    /// Where weights go besides the in-process router.
+    backends: Vec<Backend>,
+}
+
+/// A traffic backend, behind a type that can say what it is in `Debug` output.
+#[derive(Clone)]
+struct Backend(Arc<dyn TrafficBackend>);
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.name())
+    }
 }
 
 static DEPLOYER_IDS: AtomicU64 = AtomicU64::new(1);
@@ -174,6 +187,7 @@ pub struct DeployerBuilder {
     service: String,
     clock: Clock,
     policy: HealthPolicy,
+    backends: Vec<Backend>,
 }
 
 impl DeployerBuilder {
@@ -186,6 +200,13 @@ impl DeployerBuilder {
     /// How health checks decide (default: 1 s timeout, 2 passes to recover, 3 failures to fail).
     pub fn health_policy(mut self, policy: HealthPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Applies every weight change to `backend` too (HAProxy, a mesh), before it takes effect in process;
+    /// a backend that refuses refuses the change. Several backends are applied in the order added.
+    pub fn backend(mut self, backend: impl TrafficBackend) -> Self {
+        self.backends.push(Backend(Arc::new(backend)));
         self
     }
 
@@ -212,6 +233,7 @@ impl DeployerBuilder {
                 policy,
                 state: Mutex::new(State::default()),
                 routes: ArcSwap::from_pointee(RouteTable::default()),
+                backends: self.backends,
             }),
         })
     }
@@ -227,7 +249,12 @@ fn percent_to_bps(percent: f64) -> Result<u32, DeployError> {
 impl Deployer {
     /// A builder for the deployments of `service` (the seed's `BlueGreenDeployer(service_name)`).
     pub fn builder(service: impl Into<String>) -> DeployerBuilder {
-        DeployerBuilder { service: service.into(), clock: Clock::new(), policy: HealthPolicy::default() }
+        DeployerBuilder {
+            service: service.into(),
+            clock: Clock::new(),
+            policy: HealthPolicy::default(),
+            backends: Vec::new(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -272,6 +299,12 @@ impl Deployer {
         if state.deployments.iter().any(|d| d.info.name == name) {
             return Err(DeployError::Duplicate(name.to_owned()));
         }
+        let first = state.weights.is_empty();
+        let mut names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
+        names.push(name);
+        let mut weights = state.weights.clone();
+        weights.push(if first { BUCKETS } else { 0 });
+        self.push_to_backends(&names, &weights)?;
         let info = DeploymentInfo { name: name.to_owned(), version: version.to_owned(), health };
         state.deployments.push(Deployment {
             info,
@@ -280,8 +313,7 @@ impl Deployer {
             failures: 0,
             history: VecDeque::new(),
         });
-        let first = state.weights.is_empty();
-        state.weights.push(if first { BUCKETS } else { 0 });
+        state.weights = weights;
         let what = format!("registered {name} ({version}){}", if first { " with all traffic" } else { "" });
         self.publish(&mut state, now, what);
         Ok(())
@@ -300,8 +332,54 @@ impl Deployer {
         state.deployments.iter().position(|d| d.info.name == name).ok_or_else(|| DeployError::Unknown(name.to_owned()))
     }
 
-    /// Swaps in new weights, remembering the old ones for rollback, and records why.
-    fn apply(&self, state: &mut State, weights: Vec<u32>, now: Duration, what: String) {
+    /// Hands `weights` (of the deployments `names`, in order) to every backend; the first refusal stops.
+    fn push_to_backends(&self, names: &[&str], weights: &[u32]) -> Result<(), DeployError> {
+        if self.inner.backends.is_empty() {
+            return Ok(());
+        }
+        let shares = shares(names, weights);
+        for backend in &self.inner.backends {
+            backend.0.apply(&shares)?;
+        }
+        Ok(())
+    }
+
+    /// Brings every backend back to the current weights if it drifted (a load balancer that reloaded and
+    /// forgot its runtime weights); returns how many had to be corrected. The health-check thread calls
+    /// this every round.
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError::Backend`] for the first backend that cannot be reached or refuses.
+    pub fn reconcile_backends(&self) -> Result<usize, DeployError> {
+        if self.inner.backends.is_empty() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let mut state = self.state();
+        let names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
+        let shares = shares(&names, &state.weights);
+        let mut corrected = Vec::new();
+        for backend in &self.inner.backends {
+            if backend.0.reconcile(&shares)? {
+                corrected.push(backend.0.name());
+            }
+        }
+        for name in &corrected {
+            state.events.push(DeployEvent { at: now, what: format!("{name} had drifted: weights applied again") });
+        }
+        Ok(corrected.len())
+    }
+
+    /// Swaps in new weights (backends first), remembering the old ones for rollback, and records why.
+    fn apply(&self, state: &mut State, weights: Vec<u32>, now: Duration, what: String) -> Result<(), DeployError> {
+        let names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
+        self.push_to_backends(&names, &weights)?;
+        self.apply_in_process(state, weights, now, what);
+        Ok(())
+    }
+
+    fn apply_in_process(&self, state: &mut State, weights: Vec<u32>, now: Duration, what: String) {
         let old = std::mem::replace(&mut state.weights, weights);
         state.previous.push(old);
         if state.previous.len() > HISTORY {
@@ -347,8 +425,7 @@ impl Deployer {
             return Err(DeployError::Unhealthy(name.to_owned()));
         }
         let weights = spread(&state, target, target_bps).ok_or_else(|| DeployError::NoFallback(name.to_owned()))?;
-        self.apply(&mut state, weights, now, format!("shifted {percent}% of traffic to {name}"));
-        Ok(())
+        self.apply(&mut state, weights, now, format!("shifted {percent}% of traffic to {name}"))
     }
 
     /// Puts back the weights before the last change (the seed's `rollback`).
@@ -367,9 +444,10 @@ impl Deployer {
                 return Err(DeployError::Unhealthy(state.deployments[at].info.name.clone()));
             }
         }
+        let names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
+        self.push_to_backends(&names, &previous)?;
         state.previous.pop();
-        let old = std::mem::replace(&mut state.weights, previous);
-        let _ = old;
+        state.weights = previous;
         self.publish(&mut state, now, "rolled back to the previous weights".into());
         Ok(())
     }
@@ -464,12 +542,19 @@ impl Deployer {
                 state.events.push(DeployEvent { at: now, what: format!("{name} is {after:?}") });
                 if after == Health::Unhealthy && state.weights[at] > 0 {
                     match spread(&state, at, 0) {
-                        Some(weights) => self.apply(
-                            &mut state,
-                            weights,
-                            now,
-                            format!("moved all traffic off {name}: it is unhealthy"),
-                        ),
+                        Some(weights) => {
+                            let what = format!("moved all traffic off {name}: it is unhealthy");
+                            if let Err(error) = self.apply(&mut state, weights.clone(), now, what.clone()) {
+                                // In process the failing deployment loses its traffic regardless; the
+                                // backend is brought in line by the next reconciliation.
+                                self.apply_in_process(
+                                    &mut state,
+                                    weights,
+                                    now,
+                                    format!("{what} (in process; {error})"),
+                                );
+                            }
+                        }
                         None => state.events.push(DeployEvent {
                             at: now,
                             what: format!("{name} is unhealthy but nothing healthy can take its traffic"),
@@ -497,6 +582,9 @@ impl Deployer {
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     deployer.check_health();
+                    // A backend that reloaded gets its weights back; one that cannot be reached is retried
+                    // next round (its error is in the events of the change it refused).
+                    let _ = deployer.reconcile_backends();
                     std::thread::park_timeout(interval);
                 }
             })
@@ -525,6 +613,15 @@ impl Deployer {
             .map(|d| d.info.name.clone());
         DeployStatus { service: self.inner.service.clone(), active, deployments, events: state.events.clone() }
     }
+}
+
+/// The weights as backends take them: each deployment's share in percent.
+fn shares<'a>(names: &[&'a str], weights: &[u32]) -> Vec<TrafficWeight<'a>> {
+    names
+        .iter()
+        .zip(weights)
+        .map(|(name, weight)| TrafficWeight { deployment: name, percent: f64::from(*weight) / 100.0 })
+        .collect()
 }
 
 /// Weights giving `target` `target_bps`, the rest shared by the other healthy (or unchecked) deployments in

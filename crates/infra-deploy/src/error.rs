@@ -24,6 +24,9 @@ pub enum DeployError {
     /// A rollout runs on this deployer already.
     #[error("a rollout is running already: let it finish or abort it first")]
     RolloutRunning,
+    /// A traffic backend could not apply the change (unreachable, or it refused): nothing changed.
+    #[error("traffic backend {0}; nothing changed")]
+    Backend(#[from] crate::backend::BackendError),
     /// A setting that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

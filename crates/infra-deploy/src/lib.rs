@@ -26,16 +26,24 @@
 //!
 //! The guide is `docs/deploy.md`.
 
+mod backend;
 mod deployer;
 mod error;
+mod haproxy;
 mod health;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod rollout;
 mod router;
 
+pub use backend::{BackendError, TrafficBackend, TrafficWeight};
 pub use deployer::{
     Color, DeployEvent, DeployStatus, Deployer, DeployerBuilder, DeploymentInfo, DeploymentStatus, HealthChecks, Routed,
 };
 pub use error::DeployError;
+pub use haproxy::{AdminSocket, HaproxyBackend, ServerState};
 pub use health::{CheckResult, Health, HealthPolicy, HealthTarget};
+#[cfg(feature = "prometheus")]
+pub use prometheus::{PrometheusError, PrometheusQuery};
 pub use rollout::{Analysis, CanaryPlan, Condition, Metric, Phase, Rollout, RolloutEvent, Step};
 pub use router::{BUCKETS, bucket_of};
