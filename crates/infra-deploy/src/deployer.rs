@@ -275,6 +275,13 @@ impl Deployer {
         Self::index(&self.state(), name).map(drop)
     }
 
+    /// A deployment's share of traffic now, in percent.
+    pub(crate) fn percent_of(&self, name: &str) -> Option<f64> {
+        let state = self.state();
+        let at = Self::index(&state, name).ok()?;
+        Some(f64::from(state.weights[at]) / 100.0)
+    }
+
     /// Takes the one rollout slot; false when a rollout runs already.
     pub(crate) fn claim_rollout(&self) -> bool {
         !self.inner.rolling.swap(true, Ordering::AcqRel)

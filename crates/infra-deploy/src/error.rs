@@ -27,6 +27,9 @@ pub enum DeployError {
     /// A traffic backend could not apply the change (unreachable, or it refused): nothing changed.
     #[error("traffic backend {0}; nothing changed")]
     Backend(#[from] crate::backend::BackendError),
+    /// A rollout's state could not be written or read back.
+    #[error("rollout state: {0}")]
+    Persist(String),
     /// A setting that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

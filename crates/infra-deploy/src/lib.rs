@@ -1,6 +1,9 @@
 //! Blue-green and canary deployments of a service: deployments by color or revision, traffic weights
 //! read lock-free and sticky by request key, real HTTP and TCP health checks that take traffic away from a
-//! failing deployment, traffic shifts refused toward unhealthy targets, rollback.
+//! failing deployment, traffic shifts refused toward unhealthy targets, rollback; canary and blue-green
+//! rollouts ([`Rollout`]) with analysis (closures, or Prometheus with feature `prometheus`), persisted so a
+//! restarted controller resumes them ([`RolloutStore`]); weights applied to real load balancers through
+//! [`TrafficBackend`]s ([`HaproxyBackend`]).
 //!
 //! ```
 //! use infra_deploy::{Color, Deployer, HealthTarget};
@@ -31,6 +34,7 @@ mod deployer;
 mod error;
 mod haproxy;
 mod health;
+mod persist;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod rollout;
@@ -43,7 +47,10 @@ pub use deployer::{
 pub use error::DeployError;
 pub use haproxy::{AdminSocket, HaproxyBackend, ServerState};
 pub use health::{CheckResult, Health, HealthPolicy, HealthTarget};
+pub use persist::RolloutStore;
 #[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusError, PrometheusQuery};
-pub use rollout::{Analysis, CanaryPlan, Condition, Metric, Phase, Rollout, RolloutEvent, Step};
+pub use rollout::{
+    Analysis, BlueGreenPlan, CanaryPlan, Condition, Metric, Phase, Rollout, RolloutDriver, RolloutEvent, Step,
+};
 pub use router::{BUCKETS, bucket_of};

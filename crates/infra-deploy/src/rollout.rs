@@ -1,5 +1,8 @@
-//! Canary rollouts as a state machine: steps that set a weight, pause, or analyse metrics; promotion,
-//! abort, and a restart when a new revision arrives mid-rollout. Driven by `tick` on the deployer's clock.
+//! Rollouts as a state machine: canary plans (steps that set a weight, pause, or analyse metrics) and
+//! blue-green plans (pre-promotion analysis, promotion by hand or after a delay, post-promotion analysis
+//! with automatic rollback, a delay before the old side is released); promotion, abort, a restart when a
+//! new revision arrives mid-rollout, and state persisted so a restarted controller resumes or safely
+//! aborts. Driven by `tick` on the deployer's clock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -96,6 +99,22 @@ impl CanaryPlan {
         CanaryPlan { canary: canary.into(), stable: stable.into(), steps }
     }
 
+    /// What identifies the plan across a controller restart: deployments, steps and their settings.
+    pub(crate) fn fingerprint(&self) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::SetWeight(percent) => format!("weight {percent}"),
+                Step::Pause(pause) => format!("pause {pause:?}"),
+                Step::Analyze(a) => {
+                    format!("analyze {} x{} every {:?} limit {}", a.name, a.count, a.interval, a.failure_limit)
+                }
+            })
+            .collect();
+        format!("{} from {}: {}", self.canary, self.stable, steps.join(", "))
+    }
+
     /// Flagger's form: weights of `step`, 2 x `step`, ... up to `max` (the last one `max` itself, even when
     /// it is not a multiple of `step`), each followed by `analysis`; then promotion.
     ///
@@ -126,6 +145,77 @@ impl CanaryPlan {
             weight += step;
         }
         Ok(CanaryPlan::new(canary, stable, steps))
+    }
+}
+
+/// A blue-green plan (Argo Rollouts' `blueGreen` strategy): the new side gets no traffic while an
+/// optional pre-promotion analysis runs; then it is promoted (by hand, or after a delay); the cut-over
+/// moves all traffic at once; an optional post-promotion analysis runs while the old side is kept, and
+/// rolls back to it on failure; after the release delay the old side is released (see
+/// [`Rollout::on_release`]). An abort at any point before the release gives the old side all traffic.
+#[derive(Debug, Clone)]
+#[must_use = "a plan does nothing until a rollout starts it"]
+pub struct BlueGreenPlan {
+    new: String,
+    old: String,
+    pre_promotion: Option<Analysis>,
+    auto_promote: Option<Duration>,
+    post_promotion: Option<Analysis>,
+    release_delay: Duration,
+}
+
+impl BlueGreenPlan {
+    /// A cut-over from `old` to `new`, promoted by hand, releasing `old` 30 seconds after the cut-over
+    /// (Argo's default scale-down delay).
+    pub fn new(new: impl Into<String>, old: impl Into<String>) -> Self {
+        BlueGreenPlan {
+            new: new.into(),
+            old: old.into(),
+            pre_promotion: None,
+            auto_promote: None,
+            post_promotion: None,
+            release_delay: Duration::from_secs(30),
+        }
+    }
+
+    /// Runs `analysis` before promotion, while the new side has no traffic (it checks the new side on
+    /// its own, through a preview route or synthetic traffic); failure aborts.
+    pub fn pre_promotion(mut self, analysis: Analysis) -> Self {
+        self.pre_promotion = Some(analysis);
+        self
+    }
+
+    /// Promotes by itself this long after the pre-promotion analysis passed (default: wait for
+    /// [`Rollout::promote`]).
+    pub fn auto_promote_after(mut self, delay: Duration) -> Self {
+        self.auto_promote = Some(delay);
+        self
+    }
+
+    /// Runs `analysis` after the cut-over, while the old side is kept; failure rolls back to it.
+    pub fn post_promotion(mut self, analysis: Analysis) -> Self {
+        self.post_promotion = Some(analysis);
+        self
+    }
+
+    /// How long the old side is kept after the cut-over (and a passed post-promotion analysis) before
+    /// it is released (default 30 s).
+    pub fn release_after(mut self, delay: Duration) -> Self {
+        self.release_delay = delay;
+        self
+    }
+
+    /// The plan as steps: the state machine is the canary one, with blue-green's order of steps.
+    fn into_steps(self) -> CanaryPlan {
+        let mut steps = Vec::new();
+        steps.extend(self.pre_promotion.map(Step::Analyze));
+        steps.push(Step::Pause(self.auto_promote));
+        steps.push(Step::SetWeight(100.0));
+        steps.extend(self.post_promotion.map(Step::Analyze));
+        if !self.release_delay.is_zero() {
+            steps.push(Step::Pause(Some(self.release_delay)));
+        }
+        CanaryPlan { canary: self.new, stable: self.old, steps }
     }
 }
 
@@ -175,8 +265,13 @@ struct Running {
     /// Paused by an inconclusive analysis, or by a pause without a duration: only `promote` goes on.
     held: bool,
     version: u64,
+    /// The canary's share set by the last weight step (re-applied when a controller resumes).
+    weight: f64,
     events: Vec<RolloutEvent>,
 }
+
+/// What to call with the old side's name when a rollout releases it.
+type Release = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A canary rollout in progress on a [`Deployer`]. One rollout at a time per deployer.
 #[derive(Clone)]
@@ -184,6 +279,11 @@ pub struct Rollout {
     deployer: Deployer,
     plan: Arc<CanaryPlan>,
     running: Arc<Mutex<Running>>,
+    on_release: Arc<Mutex<Option<Release>>>,
+    store: Option<Arc<crate::persist::RolloutStore>>,
+    /// Added to the deployer's clock: a resumed rollout's clock runs on from where the previous
+    /// controller's stopped (the new deployer's clock starts near zero).
+    skew: Duration,
 }
 
 impl std::fmt::Debug for Rollout {
@@ -202,6 +302,108 @@ impl Rollout {
     /// [`DeployError::Config`] for a plan without steps, a zero analysis interval or count, or a canary that
     /// is its own stable.
     pub fn start(deployer: &Deployer, plan: CanaryPlan) -> Result<Rollout, DeployError> {
+        Self::launch(deployer, plan, None)
+    }
+
+    /// Starts a blue-green `plan` on `deployer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Rollout::start`].
+    pub fn start_blue_green(deployer: &Deployer, plan: BlueGreenPlan) -> Result<Rollout, DeployError> {
+        Self::launch(deployer, plan.into_steps(), None)
+    }
+
+    /// Starts `plan` with its state written to `store` at every transition, so a controller that
+    /// restarts can [`Rollout::resume`] it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Rollout::start`]; [`DeployError::Persist`] when the state cannot be written.
+    pub fn start_persisted(
+        deployer: &Deployer,
+        plan: CanaryPlan,
+        store: crate::persist::RolloutStore,
+    ) -> Result<Rollout, DeployError> {
+        Self::launch(deployer, plan, Some(Arc::new(store)))
+    }
+
+    /// Picks up a rollout a previous controller persisted in `store`, with the same `plan` (plans hold
+    /// closures, so the controller rebuilds it): the canary's weight is applied again and the rollout goes
+    /// on from its step, pauses and analyses keeping the time already spent. When `plan` differs from the
+    /// persisted one (other deployments or steps) the rollout is aborted safely: the stable side gets all
+    /// traffic. `Ok(None)` when the store holds no rollout in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError::Persist`] for an unreadable store; [`DeployError::RolloutRunning`],
+    /// [`DeployError::Unknown`] as for [`Rollout::start`].
+    pub fn resume(
+        deployer: &Deployer,
+        plan: CanaryPlan,
+        store: crate::persist::RolloutStore,
+    ) -> Result<Option<Rollout>, DeployError> {
+        let Some(saved) = store.load()? else { return Ok(None) };
+        if matches!(saved.phase, Phase::Promoted | Phase::Aborted { .. }) {
+            return Ok(None);
+        }
+        Self::validate(deployer, &plan)?;
+        if !deployer.claim_rollout() {
+            return Err(DeployError::RolloutRunning);
+        }
+        let now = deployer.elapsed() + saved.in_step;
+        let fingerprint = plan.fingerprint();
+        let mut events = saved.events;
+        let rollout = Rollout {
+            deployer: deployer.clone(),
+            plan: Arc::new(plan),
+            running: Arc::new(Mutex::new(Running {
+                phase: saved.phase.clone(),
+                since: now - saved.in_step,
+                measured: saved.measured,
+                failed: saved.failed,
+                next_measure: now + saved.next_measure_in,
+                held: saved.held,
+                version: saved.version,
+                weight: saved.weight,
+                events: Vec::new(),
+            })),
+            on_release: Arc::default(),
+            store: Some(Arc::new(store)),
+            skew: saved.in_step,
+        };
+        {
+            let mut running = rollout.running();
+            if saved.fingerprint != fingerprint {
+                events.push(RolloutEvent { at: now, what: "resumed with a different plan".into() });
+                running.events = events;
+                rollout.finish(&mut running, now, Err("the plan changed while the controller was down".into()));
+                rollout.save(&mut running, now);
+                drop(running);
+                return Ok(Some(rollout));
+            }
+            events.push(RolloutEvent { at: now, what: format!("resumed at {:?}", saved.phase) });
+            running.events = events;
+            if let Err(error) = rollout.deployer.shift_traffic(&rollout.plan.canary, saved.weight) {
+                let reason = format!("re-applying the canary's {}% on resume: {error}", saved.weight);
+                rollout.finish(&mut running, now, Err(reason));
+                rollout.save(&mut running, now);
+                drop(running);
+                return Ok(Some(rollout));
+            }
+            rollout.save(&mut running, now);
+        }
+        rollout.tick();
+        Ok(Some(rollout))
+    }
+
+    /// Calls `release` with the old side's name when the rollout releases it: a promoted canary's stable
+    /// side, a blue-green plan's old side once its release delay is over (scale it down there).
+    pub fn on_release(&self, release: impl Fn(&str) + Send + Sync + 'static) {
+        *self.on_release.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(release));
+    }
+
+    fn validate(deployer: &Deployer, plan: &CanaryPlan) -> Result<(), DeployError> {
         if plan.steps.is_empty() {
             return Err(DeployError::Config("a canary plan needs at least one step".into()));
         }
@@ -224,10 +426,20 @@ impl Rollout {
         }
         deployer.has(&plan.canary)?;
         deployer.has(&plan.stable)?;
+        Ok(())
+    }
+
+    fn launch(
+        deployer: &Deployer,
+        plan: CanaryPlan,
+        store: Option<Arc<crate::persist::RolloutStore>>,
+    ) -> Result<Rollout, DeployError> {
+        Self::validate(deployer, &plan)?;
         if !deployer.claim_rollout() {
             return Err(DeployError::RolloutRunning);
         }
         let now = deployer.elapsed();
+        let weight = deployer.percent_of(&plan.canary).unwrap_or(0.0);
         let rollout = Rollout {
             deployer: deployer.clone(),
             plan: Arc::new(plan),
@@ -239,11 +451,54 @@ impl Rollout {
                 next_measure: now,
                 held: false,
                 version: 0,
+                weight,
                 events: vec![RolloutEvent { at: now, what: "rollout started".into() }],
             })),
+            on_release: Arc::default(),
+            store,
+            skew: Duration::ZERO,
         };
+        if let Some(store) = &rollout.store
+            && let Err(error) = store.save(&rollout.snapshot(&rollout.running(), now))
+        {
+            deployer.release_rollout();
+            return Err(error);
+        }
         rollout.tick();
         Ok(rollout)
+    }
+
+    /// The running state as the store keeps it.
+    fn snapshot(&self, running: &Running, now: Duration) -> crate::persist::Saved {
+        crate::persist::Saved {
+            fingerprint: self.plan.fingerprint(),
+            phase: running.phase.clone(),
+            in_step: now.saturating_sub(running.since),
+            measured: running.measured,
+            failed: running.failed,
+            next_measure_in: running.next_measure.saturating_sub(now),
+            held: running.held,
+            version: running.version,
+            weight: running.weight,
+            events: running.events.clone(),
+        }
+    }
+
+    /// Writes the state when the rollout is persisted. A failed write is recorded as an event and the
+    /// rollout goes on: losing the ability to resume is better than freezing traffic changes.
+    fn save(&self, running: &mut Running, now: Duration) {
+        let Some(store) = &self.store else { return };
+        if let Err(error) = store.save(&self.snapshot(running, now)) {
+            let what = format!("could not persist the rollout: {error}");
+            if running.events.last().is_none_or(|last| last.what != what) {
+                running.events.push(RolloutEvent { at: now, what });
+            }
+        }
+    }
+
+    /// The rollout's time: the deployer's clock, plus the time a resumed rollout had already run.
+    fn now(&self) -> Duration {
+        self.deployer.elapsed() + self.skew
     }
 
     fn running(&self) -> MutexGuard<'_, Running> {
@@ -262,8 +517,13 @@ impl Rollout {
 
     /// Advances the rollout as far as the clock allows: weights set, pauses over, measurements due.
     pub fn tick(&self) {
-        let now = self.deployer.elapsed();
+        let now = self.now();
         let mut running = self.running();
+        self.step_on(&mut running, now);
+        self.save(&mut running, now);
+    }
+
+    fn step_on(&self, running: &mut Running, now: Duration) {
         // Each pass either moves one step on or stops; a plan has finitely many steps.
         for _ in 0..=self.plan.steps.len() * 2 {
             let (Phase::Progressing { step } | Phase::Paused { step, .. }) = running.phase.clone() else { return };
@@ -271,23 +531,29 @@ impl Rollout {
                 return;
             }
             let Some(current) = self.plan.steps.get(step) else {
-                self.finish(&mut running, now, Ok(()));
+                self.finish(running, now, Ok(()));
                 return;
             };
             match current {
                 Step::SetWeight(percent) => {
                     if let Err(error) = self.deployer.shift_traffic(&self.plan.canary, *percent) {
-                        self.finish(&mut running, now, Err(format!("setting the canary to {percent}%: {error}")));
+                        self.finish(running, now, Err(format!("setting the canary to {percent}%: {error}")));
                         return;
                     }
+                    running.weight = *percent;
                     running.events.push(RolloutEvent { at: now, what: format!("canary at {percent}%") });
-                    advance(&mut running, step, now);
+                    advance(running, step, now);
                 }
                 Step::Pause(Some(pause)) => {
                     if now >= running.since + *pause {
-                        advance(&mut running, step, now);
+                        advance(running, step, now);
                     } else {
-                        running.phase = Phase::Paused { step, reason: format!("pausing {pause:?}") };
+                        let reason = if step + 1 == self.plan.steps.len() {
+                            format!("keeping {} for {pause:?} before releasing it", self.plan.stable)
+                        } else {
+                            format!("pausing {pause:?}")
+                        };
+                        running.phase = Phase::Paused { step, reason };
                         return;
                     }
                 }
@@ -322,7 +588,7 @@ impl Rollout {
                                 running.events.push(RolloutEvent { at, what });
                                 if running.failed > analysis.failure_limit {
                                     let reason = format!("analysis {} failed {} times", analysis.name, running.failed);
-                                    self.finish(&mut running, at, Err(reason));
+                                    self.finish(running, at, Err(reason));
                                     return;
                                 }
                             }
@@ -342,7 +608,7 @@ impl Rollout {
                     }
                     if running.measured >= analysis.count {
                         running.events.push(RolloutEvent { at: now, what: format!("{}: passed", analysis.name) });
-                        advance(&mut running, step, now);
+                        advance(running, step, now);
                     } else {
                         running.phase = Phase::Progressing { step };
                         return;
@@ -352,9 +618,36 @@ impl Rollout {
         }
     }
 
+    /// Ticks the rollout every `interval` on a thread of its own until it is promoted or aborted, or the
+    /// returned handle is stopped or dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError::Config`] for a zero interval or when the thread cannot start.
+    pub fn drive(&self, interval: Duration) -> Result<RolloutDriver, DeployError> {
+        if interval.is_zero() {
+            return Err(DeployError::Config("the rollout driver's interval is zero".into()));
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (rollout, flag) = (self.clone(), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("infra-deploy-rollout".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Acquire) {
+                    rollout.tick();
+                    if matches!(rollout.phase(), Phase::Promoted | Phase::Aborted { .. }) {
+                        return;
+                    }
+                    std::thread::park_timeout(interval);
+                }
+            })
+            .map_err(|err| DeployError::Config(format!("cannot start the rollout driver: {err}")))?;
+        Ok(RolloutDriver { stop, thread: Some(thread) })
+    }
+
     /// Goes on past a pause or an inconclusive analysis; at the end of the plan, promotes.
     pub fn promote(&self) {
-        let now = self.deployer.elapsed();
+        let now = self.now();
         {
             let mut running = self.running();
             let (Phase::Paused { step, .. } | Phase::Progressing { step }) = running.phase.clone() else { return };
@@ -367,18 +660,19 @@ impl Rollout {
 
     /// Stops the rollout: the stable deployment gets all traffic back. Works in any phase, pauses included.
     pub fn abort(&self, reason: &str) {
-        let now = self.deployer.elapsed();
+        let now = self.now();
         let mut running = self.running();
         if matches!(running.phase, Phase::Promoted | Phase::Aborted { .. }) {
             return;
         }
         self.finish(&mut running, now, Err(reason.to_owned()));
+        self.save(&mut running, now);
     }
 
     /// A new revision of the canary arrived mid-rollout: the plan starts over from its first step (and
     /// any analysis in progress restarts with fresh measurements).
     pub fn new_revision(&self, version: &str) {
-        let now = self.deployer.elapsed();
+        let now = self.now();
         {
             let mut running = self.running();
             if matches!(running.phase, Phase::Promoted | Phase::Aborted { .. }) {
@@ -391,6 +685,7 @@ impl Rollout {
             running.measured = 0;
             running.failed = 0;
             running.next_measure = now;
+            running.weight = 0.0;
             running.events.push(RolloutEvent { at: now, what: format!("new revision {version}: starting over") });
         }
         let _ = self.deployer.shift_traffic(&self.plan.canary, 0.0);
@@ -402,7 +697,13 @@ impl Rollout {
             Ok(()) => match self.deployer.set_active(&self.plan.canary) {
                 Ok(()) => {
                     running.phase = Phase::Promoted;
+                    running.weight = 100.0;
                     running.events.push(RolloutEvent { at, what: format!("{} promoted", self.plan.canary) });
+                    let release = self.on_release.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                    if let Some(release) = release {
+                        release(&self.plan.stable);
+                    }
+                    running.events.push(RolloutEvent { at, what: format!("{} released", self.plan.stable) });
                 }
                 Err(error) => {
                     running.phase = Phase::Aborted { reason: format!("promotion refused: {error}") };
@@ -420,6 +721,7 @@ impl Rollout {
                     },
                 });
                 running.phase = Phase::Aborted { reason };
+                running.weight = 0.0;
             }
         }
         self.deployer.release_rollout();
@@ -432,4 +734,39 @@ fn advance(running: &mut Running, step: usize, now: Duration) {
     running.measured = 0;
     running.failed = 0;
     running.next_measure = now;
+}
+
+/// A thread ticking a rollout; from [`Rollout::drive`]. Stops when the rollout finishes, or when stopped
+/// or dropped.
+#[derive(Debug)]
+#[must_use = "dropping the driver stops it"]
+pub struct RolloutDriver {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RolloutDriver {
+    /// Stops ticking and waits for the thread.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    /// Whether the thread has ended (the rollout finished, or the driver was stopped).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished)
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, std::sync::atomic::Ordering::Release);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RolloutDriver {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
 }

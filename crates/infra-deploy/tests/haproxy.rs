@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use infra_deploy::{
-    AdminSocket, CanaryPlan, DeployError, Deployer, HaproxyBackend, HealthTarget, Phase, Rollout, Step,
+    AdminSocket, BlueGreenPlan, CanaryPlan, DeployError, Deployer, HaproxyBackend, HealthTarget, Phase, Rollout, Step,
 };
 use infra_testkit::{ServerProcess, Service, free_port, http_request};
 
@@ -197,11 +197,22 @@ fn interop_a_blue_green_cut_over_under_load_fails_no_request() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    deployer.set_active("green").unwrap();
+    // A blue-green plan: promoted after 300 ms, the old side kept 300 ms, driven on its own thread.
+    let plan = BlueGreenPlan::new("green", "blue")
+        .auto_promote_after(Duration::from_millis(300))
+        .release_after(Duration::from_millis(300));
+    let rollout = Rollout::start_blue_green(&deployer, plan).unwrap();
+    let driver = rollout.drive(Duration::from_millis(20)).unwrap();
+    infra_testkit::wait_until(Duration::from_secs(10), || {
+        if rollout.phase() == Phase::Promoted { Ok(()) } else { Err(format!("{:?}", rollout.phase())) }
+    })
+    .unwrap();
+    assert!(driver.is_finished());
+    std::thread::sleep(Duration::from_millis(300));
+    // Back and forth by hand.
+    deployer.set_active("blue").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     deployer.rollback().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    deployer.set_active("green").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for thread in load {
@@ -210,7 +221,7 @@ fn interop_a_blue_green_cut_over_under_load_fails_no_request() {
     let (served, failed) = (served.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(served > 500, "a real load: {served} requests");
     assert_eq!(failed, 0, "{failed} of {} requests failed during the cut-overs", served + failed);
-    eprintln!("{served} requests during three cut-overs, none failed");
+    eprintln!("{served} requests during a blue-green rollout and two cut-overs by hand, none failed");
     assert!(green_seen.load(Ordering::Relaxed) > 0);
     assert_eq!(haproxy.green_share(100), 100.0);
 }

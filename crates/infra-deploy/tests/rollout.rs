@@ -186,3 +186,151 @@ fn an_abort_never_raises_an_unhealthy_stable() {
         Err(DeployError::Config(_))
     ));
 }
+
+fn released_names(rollout: &Rollout) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let released: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&released);
+    rollout.on_release(move |name| sink.lock().unwrap().push(name.to_owned()));
+    released
+}
+
+#[test]
+fn blue_green_analyses_before_and_after_the_cut_over_then_releases_the_old_side() {
+    use infra_deploy::BlueGreenPlan;
+    let (deployer, time) = setup();
+    let rate = Arc::new(AtomicU64::new(0));
+    let plan = BlueGreenPlan::new("canary", "stable")
+        .pre_promotion(error_rate(&rate))
+        .auto_promote_after(M * 2)
+        .post_promotion(error_rate(&rate))
+        .release_after(M * 5);
+    let rollout = Rollout::start_blue_green(&deployer, plan).unwrap();
+    let released = released_names(&rollout);
+    assert_eq!(canary_percent(&deployer), 0.0, "no traffic while the pre-promotion analysis runs");
+    at(&rollout, &time, M * 3);
+    assert!(matches!(rollout.phase(), Phase::Paused { step: 1, .. }), "analysis passed, promotion in 2 min");
+    assert_eq!(canary_percent(&deployer), 0.0);
+    at(&rollout, &time, M * 2);
+    assert_eq!(canary_percent(&deployer), 100.0, "the cut-over moves everything at once");
+    assert!(matches!(rollout.phase(), Phase::Progressing { step: 3 }), "post-promotion analysis");
+    at(&rollout, &time, M * 3);
+    let Phase::Paused { reason, .. } = rollout.phase() else { panic!("{:?}", rollout.phase()) };
+    assert!(reason.contains("keeping stable"), "{reason}");
+    assert!(released.lock().unwrap().is_empty(), "the old side is kept during the delay");
+    at(&rollout, &time, M * 5);
+    assert_eq!(rollout.phase(), Phase::Promoted);
+    assert_eq!(*released.lock().unwrap(), ["stable"]);
+}
+
+#[test]
+fn blue_green_rolls_back_when_the_post_promotion_analysis_fails() {
+    use infra_deploy::BlueGreenPlan;
+    let (deployer, time) = setup();
+    let rate = Arc::new(AtomicU64::new(0));
+    let plan = BlueGreenPlan::new("canary", "stable").post_promotion(error_rate(&rate)).release_after(M * 10);
+    let rollout = Rollout::start_blue_green(&deployer, plan).unwrap();
+    let released = released_names(&rollout);
+    assert!(matches!(rollout.phase(), Phase::Paused { .. }), "promotion by hand by default");
+    at(&rollout, &time, M * 30);
+    assert_eq!(canary_percent(&deployer), 0.0, "nothing moves without the promotion");
+    rollout.promote();
+    assert_eq!(canary_percent(&deployer), 100.0);
+    rate.store(90, Ordering::Relaxed); // 9% errors after the cut-over
+    at(&rollout, &time, M);
+    assert!(matches!(rollout.phase(), Phase::Aborted { .. }), "{:?}", rollout.phase());
+    assert_eq!(canary_percent(&deployer), 0.0, "the old side, still kept, has everything back");
+    assert!(released.lock().unwrap().is_empty(), "nothing released on a rollback");
+}
+
+#[test]
+fn blue_green_aborts_before_any_traffic_when_the_pre_promotion_analysis_fails() {
+    use infra_deploy::BlueGreenPlan;
+    let (deployer, time) = setup();
+    let rate = Arc::new(AtomicU64::new(200));
+    let plan = BlueGreenPlan::new("canary", "stable").pre_promotion(error_rate(&rate)).auto_promote_after(M);
+    let rollout = Rollout::start_blue_green(&deployer, plan).unwrap();
+    at(&rollout, &time, M);
+    assert!(matches!(rollout.phase(), Phase::Aborted { .. }));
+    assert!(deployer.status().events.iter().all(|e| !e.what.contains("shifted 100% of traffic to canary")));
+}
+
+#[test]
+fn aborting_during_the_release_delay_does_not_hang_and_gives_the_old_side_everything() {
+    use infra_deploy::BlueGreenPlan;
+    let (deployer, time) = setup();
+    let plan = BlueGreenPlan::new("canary", "stable").auto_promote_after(M).release_after(M * 10);
+    let rollout = Rollout::start_blue_green(&deployer, plan).unwrap();
+    let released = released_names(&rollout);
+    at(&rollout, &time, M);
+    assert_eq!(canary_percent(&deployer), 100.0);
+    at(&rollout, &time, M * 3);
+    assert!(matches!(rollout.phase(), Phase::Paused { .. }), "in the release delay");
+    rollout.abort("latency regression reported by the desk");
+    assert!(matches!(rollout.phase(), Phase::Aborted { .. }));
+    assert_eq!(canary_percent(&deployer), 0.0);
+    assert!(released.lock().unwrap().is_empty());
+    let next = CanaryPlan::new("canary", "stable", vec![Step::SetWeight(5.0)]);
+    assert!(Rollout::start(&deployer, next).is_ok(), "the slot is free");
+}
+
+fn persisted_plan() -> CanaryPlan {
+    CanaryPlan::new(
+        "canary",
+        "stable",
+        vec![Step::SetWeight(10.0), Step::Pause(Some(M * 5)), Step::SetWeight(50.0), Step::Pause(None)],
+    )
+}
+
+#[test]
+fn a_restarted_controller_resumes_a_persisted_rollout_where_it_was() {
+    use infra_deploy::RolloutStore;
+    let dir = infra_testkit::temp_dir();
+    let path = dir.path().join("orders.rollout.json");
+    {
+        let (deployer, time) = setup();
+        let rollout = Rollout::start_persisted(&deployer, persisted_plan(), RolloutStore::new(&path)).unwrap();
+        at(&rollout, &time, M * 3);
+        assert!(matches!(rollout.phase(), Phase::Paused { step: 1, .. }));
+        // The controller dies here: its deployer, clock and rollout are gone.
+    }
+    let (deployer, time) = setup();
+    assert_eq!(canary_percent(&deployer), 0.0, "a fresh deployer starts all on stable");
+    let rollout = Rollout::resume(&deployer, persisted_plan(), RolloutStore::new(&path)).unwrap().expect("in flight");
+    assert_eq!(canary_percent(&deployer), 10.0, "the canary's weight is applied again");
+    assert!(matches!(rollout.phase(), Phase::Paused { step: 1, .. }));
+    at(&rollout, &time, M * 2);
+    assert_eq!(canary_percent(&deployer), 50.0, "three of the five minutes were spent before the restart");
+    assert!(rollout.events().iter().any(|e| e.what.starts_with("resumed at")));
+    assert!(matches!(Rollout::start(&deployer, persisted_plan()), Err(DeployError::RolloutRunning)));
+    rollout.promote();
+    assert_eq!(rollout.phase(), Phase::Promoted);
+    assert!(Rollout::resume(&deployer, persisted_plan(), RolloutStore::new(&path)).unwrap().is_none(), "finished");
+}
+
+#[test]
+fn a_controller_resuming_with_another_plan_aborts_safely() {
+    use infra_deploy::RolloutStore;
+    let dir = infra_testkit::temp_dir();
+    let path = dir.path().join("orders.rollout.json");
+    {
+        let (deployer, time) = setup();
+        let rollout = Rollout::start_persisted(&deployer, persisted_plan(), RolloutStore::new(&path)).unwrap();
+        at(&rollout, &time, M);
+    }
+    let (deployer, _time) = setup();
+    deployer.shift_traffic("canary", 10.0).unwrap(); // what the load balancer still holds
+    let changed = CanaryPlan::new("canary", "stable", vec![Step::SetWeight(20.0), Step::Pause(None)]);
+    let rollout = Rollout::resume(&deployer, changed, RolloutStore::new(&path)).unwrap().expect("in flight");
+    assert!(matches!(rollout.phase(), Phase::Aborted { .. }), "{:?}", rollout.phase());
+    assert_eq!(canary_percent(&deployer), 0.0, "stable has everything");
+    assert!(
+        Rollout::resume(&deployer, persisted_plan(), RolloutStore::new(dir.path().join("none.json")))
+            .unwrap()
+            .is_none()
+    );
+    std::fs::write(&path, "{not json").unwrap();
+    assert!(matches!(
+        Rollout::resume(&deployer, persisted_plan(), RolloutStore::new(&path)),
+        Err(DeployError::Persist(_))
+    ));
+}
