@@ -49,60 +49,34 @@ pub use infra_pool as pool;
 #[cfg(feature = "trace")]
 pub use infra_trace as trace;
 
-#[cfg(all(
-    feature = "log",
-    feature = "apm",
-    feature = "alert",
-    feature = "chaos",
-    feature = "trace",
-    feature = "deploy",
-    feature = "flags"
-))]
-mod publish;
-#[cfg(all(
-    feature = "log",
-    feature = "apm",
-    feature = "alert",
-    feature = "chaos",
-    feature = "trace",
-    feature = "deploy",
-    feature = "flags"
-))]
-mod suite;
+/// Marks items that need every crate [`InfraSuite`] wires (all but `pool` and `cache`), so the list of
+/// features is written once.
+macro_rules! wired {
+    ($($item:item)*) => {
+        $(
+            #[cfg(all(
+                feature = "log",
+                feature = "apm",
+                feature = "alert",
+                feature = "chaos",
+                feature = "trace",
+                feature = "deploy",
+                feature = "flags"
+            ))]
+            $item
+        )*
+    };
+}
 
-#[cfg(all(
-    feature = "pool",
-    feature = "log",
-    feature = "apm",
-    feature = "alert",
-    feature = "chaos",
-    feature = "trace",
-    feature = "deploy",
-    feature = "flags"
-))]
-pub use suite::WatchedPool;
-#[cfg(all(
-    feature = "log",
-    feature = "apm",
-    feature = "alert",
-    feature = "chaos",
-    feature = "trace",
-    feature = "deploy",
-    feature = "flags"
-))]
-pub use suite::{DeploymentTransaction, InfraSuite, InfraSuiteBuilder, SpanMetrics, SuiteError};
-
-#[cfg(all(
-    feature = "ops",
-    feature = "log",
-    feature = "apm",
-    feature = "alert",
-    feature = "chaos",
-    feature = "trace",
-    feature = "deploy",
-    feature = "flags"
-))]
-pub mod ops;
+wired! {
+    mod publish;
+    mod suite;
+    #[cfg(feature = "ops")]
+    pub mod ops;
+    pub use suite::{DeploymentTransaction, InfraSuite, InfraSuiteBuilder, SpanMetrics, SuiteError};
+    #[cfg(feature = "pool")]
+    pub use suite::WatchedPool;
+}
 
 /// The types most code needs, in one import: `use infra_suite::prelude::*;`.
 pub mod prelude {
@@ -125,14 +99,7 @@ pub mod prelude {
     #[cfg(feature = "trace")]
     pub use infra_trace::Tracer;
 
-    #[cfg(all(
-        feature = "log",
-        feature = "apm",
-        feature = "alert",
-        feature = "chaos",
-        feature = "trace",
-        feature = "deploy",
-        feature = "flags"
-    ))]
-    pub use crate::InfraSuite;
+    wired! {
+        pub use crate::InfraSuite;
+    }
 }
