@@ -73,7 +73,7 @@ wired! {
     mod suite;
     #[cfg(feature = "ops")]
     pub mod ops;
-    pub use suite::{DeploymentTransaction, InfraSuite, InfraSuiteBuilder, SpanMetrics, SuiteError};
+    pub use suite::{DeploymentTransaction, InfraSuite, InfraSuiteBuilder, SpanMetrics, SuiteError, SuiteWorker};
     #[cfg(feature = "pool")]
     pub use suite::WatchedPool;
 }

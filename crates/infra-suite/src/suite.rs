@@ -503,6 +503,30 @@ impl InfraSuite {
         self.inner.alerts.tick();
     }
 
+    /// Calls [`InfraSuite::evaluate`] every `interval` on a thread of its own, until the returned handle is
+    /// stopped or dropped, or the suite shuts down. One second suits SLAs and alert timers.
+    ///
+    /// # Errors
+    ///
+    /// [`SuiteError::Build`] for a zero interval or when the thread cannot start.
+    pub fn start(&self, interval: Duration) -> Result<SuiteWorker, SuiteError> {
+        if interval.is_zero() {
+            return Err(SuiteError::Build { component: "the evaluator", reason: "the interval is zero".into() });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (suite, flag) = (self.clone(), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("infra-suite-evaluate".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) && !suite.is_shut_down() {
+                    suite.evaluate();
+                    std::thread::park_timeout(interval);
+                }
+            })
+            .map_err(|err| build_error("the evaluator")(&err))?;
+        Ok(SuiteWorker { stop, thread: Some(thread) })
+    }
+
     /// Stops everything in order, flushing on the way: chaos off (so nothing is injected during the
     /// flush), spans exported (their durations reach APM), SLAs judged and alerts delivered, logs flushed.
     /// Returns whether the log aggregator drained within `timeout`.
@@ -551,5 +575,35 @@ impl DeploymentTransaction {
     pub fn record(&self, took: Duration, ok: bool) {
         self.all.record(took, ok);
         self.own.record(took, ok);
+    }
+}
+
+/// The thread calling [`InfraSuite::evaluate`] on a timer; from [`InfraSuite::start`]. Stops when stopped,
+/// dropped, or when the suite shuts down.
+#[derive(Debug)]
+#[must_use = "dropping the worker stops it"]
+pub struct SuiteWorker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SuiteWorker {
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, Ordering::Release);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for SuiteWorker {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }

@@ -378,3 +378,27 @@ fn the_dashboard_and_its_assets_are_served_from_the_binary() {
     assert_eq!(client.get("/api/v1/overview?history=maybe").0, 400);
     server.shutdown();
 }
+
+#[test]
+fn every_mutation_attempt_is_audited_in_the_logs() {
+    let (suite, server, client) = setup();
+    assert_eq!(client.post("/api/v1/chaos/kill-switch", json!({})).0, 200);
+    assert_eq!(client.send("POST", "/api/v1/chaos/rearm", None, "{}").0, 401);
+    client.get("/api/v1/alerts");
+    suite.logs().flush();
+    let audited =
+        suite.log_memory().search(&infra_suite::log::Query { component: Some("ops".into()), ..Default::default() });
+    let lines: Vec<(String, String)> = audited
+        .iter()
+        .map(|e| (e.field("path").unwrap().to_string(), e.field("status").unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("/api/v1/chaos/kill-switch".to_owned(), "200".to_owned()),
+            ("/api/v1/chaos/rearm".to_owned(), "401".to_owned())
+        ],
+        "mutations only, refused ones too"
+    );
+    server.shutdown();
+}

@@ -242,3 +242,21 @@ fn flag_evaluations_pool_and_cache_stats_appear_as_metrics() {
     drop(held);
     suite.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn the_evaluator_thread_raises_a_breach_without_the_host_calling_evaluate() {
+    let suite = InfraSuite::builder("order-gateway").build().unwrap();
+    suite.apm().set_sla("orders", Objective::ErrorRate { max: 0.01 }, SlaWindow::OneMinute).unwrap();
+    for n in 0..100 {
+        suite.apm().record_transaction("orders", Duration::from_millis(1), n % 5 != 0).unwrap();
+    }
+    assert!(suite.start(Duration::ZERO).is_err());
+    let worker = suite.start(Duration::from_millis(10)).unwrap();
+    let started = std::time::Instant::now();
+    while suite.alerts().open_alerts(None).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the evaluator never raised the breach");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    worker.stop();
+    suite.shutdown(Duration::from_secs(1));
+}

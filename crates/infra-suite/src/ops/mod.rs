@@ -257,11 +257,28 @@ async fn require_token(State(shared): State<Arc<api::Shared>>, request: Request,
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    match presented {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = match presented {
         Some(token) if constant_time_eq(token.as_bytes(), shared.token.as_bytes()) => next.run(request).await,
         Some(_) => unauthorized("the bearer token is wrong"),
         None => unauthorized("this request changes state: send Authorization: Bearer <token> (printed at start)"),
-    }
+    };
+    audit(&shared.suite, &method, &path, response.status());
+    response
+}
+
+/// Every mutation attempt lands in the suite's logs (component `ops`): what was asked, and the answer.
+fn audit(suite: &InfraSuite, method: &Method, path: &str, status: StatusCode) {
+    let level = if status.is_success() { infra_log::Level::Info } else { infra_log::Level::Warning };
+    infra_log::log!(
+        suite.logs(),
+        level,
+        "ops",
+        "ops API change",
+        method = method.as_str().to_owned(),
+        path = path.to_owned(),
+        status = u64::from(status.as_u16())
+    );
 }
 
 fn unauthorized(message: &str) -> Response {
