@@ -104,6 +104,13 @@ impl InMemoryExporter {
         store.order.iter().filter_map(|id| store.traces.get(id)).flatten().cloned().collect()
     }
 
+    /// The `limit` most recent traces (by first arrival), newest first, each its spans in the order they
+    /// ended: what a dashboard lists, without copying the whole store.
+    pub fn recent_traces(&self, limit: usize) -> Vec<Vec<SpanData>> {
+        let store = lock(&self.store);
+        store.order.iter().rev().take(limit).filter_map(|id| store.traces.get(id).cloned()).collect()
+    }
+
     /// The trace ids held, oldest first.
     pub fn trace_ids(&self) -> Vec<TraceId> {
         lock(&self.store).order.iter().copied().collect()

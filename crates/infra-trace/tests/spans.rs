@@ -445,3 +445,23 @@ fn every_span_ended_during_a_shutdown_is_exported_or_counted() {
         assert_eq!(stats.exported, exported.load(Ordering::Relaxed));
     }
 }
+
+#[test]
+fn the_in_memory_store_lists_its_most_recent_traces_first() {
+    let spans = InMemoryExporter::new(1000);
+    let tracer = tracer_with(&spans);
+    let ids: Vec<_> = (0..5)
+        .map(|n| {
+            tracer.in_span(format!("order-{n}"), |span| {
+                tracer.in_span("venue.send", |_| {});
+                span.context().trace_id()
+            })
+        })
+        .collect();
+    tracer.force_flush();
+    let recent = spans.recent_traces(3);
+    let firsts: Vec<_> = recent.iter().map(|trace| trace[0].context.trace_id()).collect();
+    assert_eq!(firsts, [ids[4], ids[3], ids[2]], "newest first, three of five");
+    assert!(recent.iter().all(|trace| trace.len() == 2));
+    assert!(spans.recent_traces(0).is_empty());
+}

@@ -703,33 +703,31 @@ pub(super) struct Recent {
     limit: Option<usize>,
 }
 
-/// The most recent traces, newest first: each root's name, duration and span count.
+/// The most recent traces, newest first: each root's name, duration, status and span count.
 pub(super) async fn recent_traces(State(shared): Api, parsed: Result<Query<Recent>, QueryRejection>) -> Reply {
     let limit = query(parsed)?.limit.unwrap_or(20).min(500);
-    let spans = shared.suite.spans().spans();
-    let mut traces: Vec<(TraceId, Value, u64)> = Vec::new();
-    let mut counts: BTreeMap<u128, usize> = BTreeMap::new();
-    for span in &spans {
-        *counts.entry(span.context.trace_id().to_u128()).or_default() += 1;
-    }
-    for span in spans.iter().rev().filter(|span| span.parent_span_id.to_u64() == 0 || span.parent_is_remote) {
-        if traces.len() >= limit {
-            break;
-        }
-        let trace_id = span.context.trace_id();
-        if traces.iter().any(|(seen, _, _)| *seen == trace_id) {
-            continue;
-        }
-        let summary = json!({
-            "trace_id": trace_id.to_string(),
-            "root": span.name,
-            "duration_us": span.duration().as_secs_f64() * 1e6,
-            "status": if matches!(span.status, Status::Error(_)) { "error" } else { "ok" },
-            "spans": counts.get(&trace_id.to_u128()).copied().unwrap_or(0),
-        });
-        traces.push((trace_id, summary, span.start_unix_nanos));
-    }
-    Ok(Json(json!({ "traces": traces.into_iter().map(|(_, summary, _)| summary).collect::<Vec<_>>() })))
+    let traces: Vec<Value> = shared
+        .suite
+        .spans()
+        .recent_traces(limit)
+        .iter()
+        .filter_map(|spans| {
+            // The root: the span without a local parent (the first to start when a trace arrived whole
+            // from elsewhere).
+            let root = spans
+                .iter()
+                .find(|span| span.parent_span_id.to_u64() == 0 || span.parent_is_remote)
+                .or_else(|| spans.iter().min_by_key(|span| span.start_unix_nanos))?;
+            Some(json!({
+                "trace_id": root.context.trace_id().to_string(),
+                "root": root.name,
+                "duration_us": root.duration().as_secs_f64() * 1e6,
+                "status": if spans.iter().any(|span| matches!(span.status, Status::Error(_))) { "error" } else { "ok" },
+                "spans": spans.len(),
+            }))
+        })
+        .collect();
+    Ok(Json(json!({ "traces": traces })))
 }
 
 #[derive(Deserialize)]
