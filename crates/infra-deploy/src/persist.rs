@@ -1,7 +1,7 @@
 //! A rollout's state on disk, so that a controller that restarts resumes or safely aborts it.
 //!
 //! One JSON document per rollout, replaced atomically (written beside, synced, renamed over) at every
-//! transition. Times are kept relative to the moment of writing (time spent in the current step, time
+//! transition, and every few seconds of progress within a step. Times are kept relative to the moment of writing (time spent in the current step, time
 //! to the next measurement), so they carry over to the next controller's clock.
 
 use std::io::Write;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::error::DeployError;
 use crate::rollout::{Phase, RolloutEvent};
 
-/// Where a rollout's state is kept: a file, replaced whole at every transition.
+/// Where a rollout's state is kept: a file, replaced whole when the rollout moves on.
 #[derive(Debug, Clone)]
 pub struct RolloutStore {
     path: PathBuf,

@@ -268,7 +268,13 @@ struct Running {
     /// The canary's share set by the last weight step (re-applied when a controller resumes).
     weight: f64,
     events: Vec<RolloutEvent>,
+    /// What was persisted last, and when: a tick that changes nothing writes at most every
+    /// [`SAVE_PROGRESS_EVERY`] (to keep the time spent in a pause), a transition writes at once.
+    last_saved: Option<(String, Duration)>,
 }
+
+/// How often a persisted rollout writes its progress within a step when nothing else changes.
+const SAVE_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// What to call with the old side's name when a rollout releases it.
 type Release = Arc<dyn Fn(&str) + Send + Sync>;
@@ -367,6 +373,7 @@ impl Rollout {
                 version: saved.version,
                 weight: saved.weight,
                 events: Vec::new(),
+                last_saved: None,
             })),
             on_release: Arc::default(),
             store: Some(Arc::new(store)),
@@ -453,6 +460,7 @@ impl Rollout {
                 version: 0,
                 weight,
                 events: vec![RolloutEvent { at: now, what: "rollout started".into() }],
+                last_saved: None,
             })),
             on_release: Arc::default(),
             store,
@@ -488,6 +496,23 @@ impl Rollout {
     /// rollout goes on: losing the ability to resume is better than freezing traffic changes.
     fn save(&self, running: &mut Running, now: Duration) {
         let Some(store) = &self.store else { return };
+        let state = format!(
+            "{:?} {} {} {} {} {} {}",
+            running.phase,
+            running.measured,
+            running.failed,
+            running.held,
+            running.version,
+            running.weight,
+            running.events.len()
+        );
+        if let Some((saved, at)) = &running.last_saved
+            && *saved == state
+            && now.saturating_sub(*at) < SAVE_PROGRESS_EVERY
+        {
+            return;
+        }
+        running.last_saved = Some((state, now));
         if let Err(error) = store.save(&self.snapshot(running, now)) {
             let what = format!("could not persist the rollout: {error}");
             if running.events.last().is_none_or(|last| last.what != what) {
