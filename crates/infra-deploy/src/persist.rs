@@ -1,8 +1,9 @@
 //! A rollout's state on disk, so that a controller that restarts resumes or safely aborts it.
 //!
 //! One JSON document per rollout, replaced atomically (written beside, synced, renamed over) at every
-//! transition, and every few seconds of progress within a step. Times are kept relative to the moment of writing (time spent in the current step, time
-//! to the next measurement), so they carry over to the next controller's clock.
+//! transition, and every few seconds of progress within a step. Times are kept relative to the moment of
+//! writing (time spent in the current step, time to the next measurement), so they carry over to the next
+//! controller's clock.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
