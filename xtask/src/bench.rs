@@ -164,20 +164,10 @@ fn machine_description() -> String {
 }
 
 fn utc_date(time: SystemTime) -> String {
-    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date dependency for one line.
-    let days = (secs / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let rem = secs % 86_400;
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem / 60 % 60)
+    let nanos = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    // infra-log's RFC 3339 writer ("2026-12-01T05:43:38.000000000Z"), cut to the minute.
+    let stamp = infra_log::rfc3339(nanos);
+    format!("{} {} UTC", &stamp[..10], &stamp[11..16])
 }
 
 /// The cache-quality section, with a note when it was measured by an earlier run.

@@ -47,6 +47,17 @@ pub enum AlertStatus {
 }
 
 impl AlertStatus {
+    /// The status in lower case, as APIs and labels write it: `firing`, `acknowledged`, `resolved`,
+    /// `suppressed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+            AlertStatus::Suppressed => "suppressed",
+        }
+    }
+
     /// Whether the alert is still open (anything but resolved).
     pub fn is_open(self) -> bool {
         self != AlertStatus::Resolved

@@ -71,6 +71,18 @@ pub enum ExperimentState {
     Aborted,
 }
 
+impl ExperimentState {
+    /// The state in lower case, as APIs write it: `created`, `running`, `completed`, `aborted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentState::Created => "created",
+            ExperimentState::Running => "running",
+            ExperimentState::Completed => "completed",
+            ExperimentState::Aborted => "aborted",
+        }
+    }
+}
+
 /// A predicate over the system's health, checked while an experiment runs; `false` aborts the experiment.
 pub type Hypothesis = Arc<dyn Fn() -> bool + Send + Sync>;
 

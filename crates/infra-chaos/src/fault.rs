@@ -27,6 +27,22 @@ pub enum ExperimentKind {
     Network,
 }
 
+impl ExperimentKind {
+    /// The kind in snake case, as metric labels write it: `latency`, `error`, `panic`,
+    /// `resource_exhaustion`, `dependency_failure`, `failpoint`, `network`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentKind::Latency => "latency",
+            ExperimentKind::Error => "error",
+            ExperimentKind::Panic => "panic",
+            ExperimentKind::ResourceExhaustion => "resource_exhaustion",
+            ExperimentKind::DependencyFailure => "dependency_failure",
+            ExperimentKind::Failpoint => "failpoint",
+            ExperimentKind::Network => "network",
+        }
+    }
+}
+
 /// How much latency to add on each hit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LatencyProfile {

@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -13,6 +12,7 @@ use quanta::{Clock, Instant};
 use crate::backend::{TrafficBackend, TrafficWeight};
 use crate::error::DeployError;
 use crate::health::{CheckResult, Health, HealthPolicy, HealthTarget};
+use crate::periodic::Periodic;
 use crate::router::{BUCKETS, Table, bucket_of};
 
 /// Results kept per deployment.
@@ -127,6 +127,13 @@ struct State {
     /// Earlier weights, newest last, for rollback.
     previous: Vec<Vec<u32>>,
     events: Vec<DeployEvent>,
+}
+
+impl State {
+    /// The deployments' names, in registration order (the order of `weights`).
+    fn names(&self) -> Vec<&str> {
+        self.deployments.iter().map(|d| d.info.name.as_str()).collect()
+    }
 }
 
 struct Inner {
@@ -296,7 +303,8 @@ impl Deployer {
     ///
     /// # Errors
     ///
-    /// [`DeployError::Config`] for an empty name, [`DeployError::Duplicate`] for a name in use.
+    /// [`DeployError::Config`] for an empty name, [`DeployError::Duplicate`] for a name in use,
+    /// [`DeployError::Backend`] when a traffic backend refuses.
     pub fn register(&self, name: &str, version: &str, health: HealthTarget) -> Result<(), DeployError> {
         if name.trim().is_empty() {
             return Err(DeployError::Config("a deployment needs a name".into()));
@@ -307,7 +315,7 @@ impl Deployer {
             return Err(DeployError::Duplicate(name.to_owned()));
         }
         let first = state.weights.is_empty();
-        let mut names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
+        let mut names = state.names();
         names.push(name);
         let mut weights = state.weights.clone();
         weights.push(if first { BUCKETS } else { 0 });
@@ -364,7 +372,7 @@ impl Deployer {
         }
         let now = self.now();
         let mut state = self.state();
-        let names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
+        let names = state.names();
         let shares = shares(&names, &state.weights);
         let mut corrected = Vec::new();
         for backend in &self.inner.backends {
@@ -380,8 +388,7 @@ impl Deployer {
 
     /// Swaps in new weights (backends first), remembering the old ones for rollback, and records why.
     fn apply(&self, state: &mut State, weights: Vec<u32>, now: Duration, what: String) -> Result<(), DeployError> {
-        let names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
-        self.push_to_backends(&names, &weights)?;
+        self.push_to_backends(&state.names(), &weights)?;
         self.apply_in_process(state, weights, now, what);
         Ok(())
     }
@@ -410,7 +417,7 @@ impl Deployer {
     ///
     /// # Errors
     ///
-    /// [`DeployError::Unknown`], [`DeployError::Unhealthy`].
+    /// As [`Deployer::shift_traffic`].
     pub fn set_active(&self, name: &str) -> Result<(), DeployError> {
         self.shift_traffic(name, 100.0)
     }
@@ -422,7 +429,8 @@ impl Deployer {
     ///
     /// [`DeployError::Percentage`] outside 0..=100, [`DeployError::Unknown`], [`DeployError::Unhealthy`]
     /// when `name` fails its checks (and `percent` is above 0), [`DeployError::NoFallback`] when the rest
-    /// has nowhere healthy to go. Nothing changes on an error.
+    /// has nowhere healthy to go, [`DeployError::Backend`] when a traffic backend refuses. Nothing changes
+    /// on an error.
     pub fn shift_traffic(&self, name: &str, percent: f64) -> Result<(), DeployError> {
         let target_bps = percent_to_bps(percent)?;
         let now = self.now();
@@ -441,7 +449,7 @@ impl Deployer {
     ///
     /// [`DeployError::NothingToRollBack`]; [`DeployError::Unhealthy`] when the old weights would give
     /// traffic to a deployment now failing its checks: a rollback never raises a weight before its target
-    /// is healthy.
+    /// is healthy; [`DeployError::Backend`] when a traffic backend refuses.
     pub fn rollback(&self) -> Result<(), DeployError> {
         let now = self.now();
         let mut state = self.state();
@@ -451,8 +459,7 @@ impl Deployer {
                 return Err(DeployError::Unhealthy(state.deployments[at].info.name.clone()));
             }
         }
-        let names: Vec<&str> = state.deployments.iter().map(|d| d.info.name.as_str()).collect();
-        self.push_to_backends(&names, &previous)?;
+        self.push_to_backends(&state.names(), &previous)?;
         state.previous.pop();
         state.weights = previous;
         self.publish(&mut state, now, "rolled back to the previous weights".into());
@@ -579,24 +586,15 @@ impl Deployer {
     ///
     /// [`DeployError::Config`] for a zero interval or when the thread cannot start.
     pub fn start_health_checks(&self, interval: Duration) -> Result<HealthChecks, DeployError> {
-        if interval.is_zero() {
-            return Err(DeployError::Config("the health-check interval is zero".into()));
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let (deployer, flag) = (self.clone(), Arc::clone(&stop));
-        let thread = std::thread::Builder::new()
-            .name("infra-deploy-health".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Acquire) {
-                    deployer.check_health();
-                    // A backend that reloaded gets its weights back; one that cannot be reached is retried
-                    // next round (its error is in the events of the change it refused).
-                    let _ = deployer.reconcile_backends();
-                    std::thread::park_timeout(interval);
-                }
-            })
-            .map_err(|err| DeployError::Config(format!("cannot start the health-check thread: {err}")))?;
-        Ok(HealthChecks { stop, thread: Some(thread) })
+        let deployer = self.clone();
+        let worker = Periodic::spawn("infra-deploy-health", "health-check", interval, move || {
+            deployer.check_health();
+            // A backend that reloaded gets its weights back; one that cannot be reached is retried next
+            // round (its error is in the events of the change it refused).
+            let _ = deployer.reconcile_backends();
+            true
+        })?;
+        Ok(HealthChecks(worker))
     }
 
     /// Where everything stands (the seed's `get_status`).
@@ -664,31 +662,14 @@ fn spread(state: &State, target: usize, target_bps: u32) -> Option<Vec<u32>> {
     Some(weights)
 }
 
-/// The background health checks; from [`Deployer::start_health_checks`].
+/// The background health checks; from [`Deployer::start_health_checks`]. Dropping it stops them.
 #[derive(Debug)]
 #[must_use = "dropping the handle stops the checks"]
-pub struct HealthChecks {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct HealthChecks(Periodic);
 
 impl HealthChecks {
     /// Stops the checks and waits for the thread (the seed's `stop_health_checks`).
     pub fn stop(mut self) {
-        self.shut_down();
-    }
-
-    fn shut_down(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            self.stop.store(true, Ordering::Release);
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for HealthChecks {
-    fn drop(&mut self) {
-        self.shut_down();
+        self.0.stop();
     }
 }

@@ -96,25 +96,19 @@ impl HaproxyBackend {
     ///
     /// [`BackendError`] when the socket cannot be reached or the exchange times out.
     pub fn command(&self, line: &str) -> Result<String, BackendError> {
-        let unreachable = |err: std::io::Error| self.error(format!("admin socket {} unreachable: {err}", self.socket));
-        let mut answer = String::new();
-        match &self.socket {
-            AdminSocket::Unix(path) => {
-                let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(unreachable)?;
-                stream.set_read_timeout(Some(self.timeout)).map_err(unreachable)?;
-                stream.set_write_timeout(Some(self.timeout)).map_err(unreachable)?;
-                stream.write_all(format!("{line}\n").as_bytes()).map_err(unreachable)?;
-                stream.read_to_string(&mut answer).map_err(unreachable)?;
-            }
-            AdminSocket::Tcp(address) => {
-                let mut stream = TcpStream::connect_timeout(address, self.timeout).map_err(unreachable)?;
-                stream.set_read_timeout(Some(self.timeout)).map_err(unreachable)?;
-                stream.set_write_timeout(Some(self.timeout)).map_err(unreachable)?;
-                stream.write_all(format!("{line}\n").as_bytes()).map_err(unreachable)?;
-                stream.read_to_string(&mut answer).map_err(unreachable)?;
-            }
-        }
-        Ok(answer)
+        let exchange = match &self.socket {
+            AdminSocket::Unix(path) => std::os::unix::net::UnixStream::connect(path).and_then(|stream| {
+                stream.set_read_timeout(Some(self.timeout))?;
+                stream.set_write_timeout(Some(self.timeout))?;
+                exchange(stream, line)
+            }),
+            AdminSocket::Tcp(address) => TcpStream::connect_timeout(address, self.timeout).and_then(|stream| {
+                stream.set_read_timeout(Some(self.timeout))?;
+                stream.set_write_timeout(Some(self.timeout))?;
+                exchange(stream, line)
+            }),
+        };
+        exchange.map_err(|err| self.error(format!("admin socket {} unreachable: {err}", self.socket)))
     }
 
     /// A command whose success is an empty answer (the `set` commands); any text is HAProxy's refusal.
@@ -207,6 +201,14 @@ impl TrafficBackend for HaproxyBackend {
         }
         self.apply(weights).map(|()| true)
     }
+}
+
+/// One runtime API exchange: the command line out, everything up to HAProxy's close back.
+fn exchange(mut stream: impl Read + Write, line: &str) -> std::io::Result<String> {
+    stream.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 /// Parses `show servers state`: a version line, a `# ` header naming the columns, one line per server.

@@ -92,6 +92,17 @@ pub enum Health {
     Unhealthy,
 }
 
+impl Health {
+    /// The health in lower case, as APIs write it: `unknown`, `healthy`, `unhealthy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {

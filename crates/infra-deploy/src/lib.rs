@@ -34,6 +34,7 @@ mod deployer;
 mod error;
 mod haproxy;
 mod health;
+mod periodic;
 mod persist;
 #[cfg(feature = "prometheus")]
 mod prometheus;

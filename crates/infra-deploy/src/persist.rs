@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::DeployError;
@@ -65,7 +66,7 @@ impl RolloutStore {
         let document = json!({
             "format": 1,
             "fingerprint": saved.fingerprint,
-            "phase": phase_to_json(&saved.phase),
+            "phase": saved.phase,
             "in_step_ms": saved.in_step.as_millis() as u64,
             "measured": saved.measured,
             "failed": saved.failed,
@@ -109,7 +110,7 @@ impl RolloutStore {
             .collect();
         Ok(Some(Saved {
             fingerprint: document["fingerprint"].as_str().ok_or_else(|| bad("no fingerprint"))?.to_owned(),
-            phase: phase_from_json(&document["phase"]).ok_or_else(|| bad("no phase"))?,
+            phase: Phase::deserialize(&document["phase"]).map_err(|err| bad(&format!("phase: {err}")))?,
             in_step: Duration::from_millis(number("in_step_ms")?),
             measured: u32::try_from(number("measured")?).map_err(|_| bad("measured out of range"))?,
             failed: u32::try_from(number("failed")?).map_err(|_| bad("failed out of range"))?,
@@ -123,25 +124,4 @@ impl RolloutStore {
             events,
         }))
     }
-}
-
-fn phase_to_json(phase: &Phase) -> Value {
-    match phase {
-        Phase::Progressing { step } => json!({ "state": "progressing", "step": step }),
-        Phase::Paused { step, reason } => json!({ "state": "paused", "step": step, "reason": reason }),
-        Phase::Promoted => json!({ "state": "promoted" }),
-        Phase::Aborted { reason } => json!({ "state": "aborted", "reason": reason }),
-    }
-}
-
-fn phase_from_json(value: &Value) -> Option<Phase> {
-    let step = || value["step"].as_u64().and_then(|step| usize::try_from(step).ok());
-    let reason = || value["reason"].as_str().map(str::to_owned);
-    Some(match value["state"].as_str()? {
-        "progressing" => Phase::Progressing { step: step()? },
-        "paused" => Phase::Paused { step: step()?, reason: reason()? },
-        "promoted" => Phase::Promoted,
-        "aborted" => Phase::Aborted { reason: reason()? },
-        _ => return None,
-    })
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::deployer::Deployer;
 use crate::error::DeployError;
+use crate::periodic::Periodic;
 
 /// A metric for analysis: a value, or `None` when there is no data yet.
 pub type Metric = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
@@ -219,8 +220,9 @@ impl BlueGreenPlan {
     }
 }
 
-/// Where a rollout stands.
-#[derive(Debug, Clone, PartialEq)]
+/// Where a rollout stands. As JSON (persisted state, APIs): `{"state": "paused", "step": 1, "reason": ...}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum Phase {
     /// Working through its steps; `step` is the current one.
     Progressing {
@@ -270,7 +272,19 @@ struct Running {
     events: Vec<RolloutEvent>,
     /// What was persisted last, and when: a tick that changes nothing writes at most every
     /// [`SAVE_PROGRESS_EVERY`] (to keep the time spent in a pause), a transition writes at once.
-    last_saved: Option<(String, Duration)>,
+    last_saved: Option<(Progress, Duration)>,
+}
+
+/// What a transition changes (times aside): when it differs from the last one saved, the rollout moved.
+#[derive(Debug, Clone, PartialEq)]
+struct Progress {
+    phase: Phase,
+    measured: u32,
+    failed: u32,
+    held: bool,
+    version: u64,
+    weight: f64,
+    events: usize,
 }
 
 /// How often a persisted rollout writes its progress within a step when nothing else changes.
@@ -279,7 +293,7 @@ const SAVE_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// What to call with the old side's name when a rollout releases it.
 type Release = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// A canary rollout in progress on a [`Deployer`]. One rollout at a time per deployer.
+/// A rollout (canary or blue-green) in progress on a [`Deployer`]. One rollout at a time per deployer.
 #[derive(Clone)]
 pub struct Rollout {
     deployer: Deployer,
@@ -496,16 +510,15 @@ impl Rollout {
     /// rollout goes on: losing the ability to resume is better than freezing traffic changes.
     fn save(&self, running: &mut Running, now: Duration) {
         let Some(store) = &self.store else { return };
-        let state = format!(
-            "{:?} {} {} {} {} {} {}",
-            running.phase,
-            running.measured,
-            running.failed,
-            running.held,
-            running.version,
-            running.weight,
-            running.events.len()
-        );
+        let state = Progress {
+            phase: running.phase.clone(),
+            measured: running.measured,
+            failed: running.failed,
+            held: running.held,
+            version: running.version,
+            weight: running.weight,
+            events: running.events.len(),
+        };
         if let Some((saved, at)) = &running.last_saved
             && *saved == state
             && now.saturating_sub(*at) < SAVE_PROGRESS_EVERY
@@ -650,24 +663,12 @@ impl Rollout {
     ///
     /// [`DeployError::Config`] for a zero interval or when the thread cannot start.
     pub fn drive(&self, interval: Duration) -> Result<RolloutDriver, DeployError> {
-        if interval.is_zero() {
-            return Err(DeployError::Config("the rollout driver's interval is zero".into()));
-        }
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (rollout, flag) = (self.clone(), Arc::clone(&stop));
-        let thread = std::thread::Builder::new()
-            .name("infra-deploy-rollout".into())
-            .spawn(move || {
-                while !flag.load(std::sync::atomic::Ordering::Acquire) {
-                    rollout.tick();
-                    if matches!(rollout.phase(), Phase::Promoted | Phase::Aborted { .. }) {
-                        return;
-                    }
-                    std::thread::park_timeout(interval);
-                }
-            })
-            .map_err(|err| DeployError::Config(format!("cannot start the rollout driver: {err}")))?;
-        Ok(RolloutDriver { stop, thread: Some(thread) })
+        let rollout = self.clone();
+        let worker = Periodic::spawn("infra-deploy-rollout", "rollout driver", interval, move || {
+            rollout.tick();
+            !matches!(rollout.phase(), Phase::Promoted | Phase::Aborted { .. })
+        })?;
+        Ok(RolloutDriver(worker))
     }
 
     /// Goes on past a pause or an inconclusive analysis; at the end of the plan, promotes.
@@ -765,33 +766,16 @@ fn advance(running: &mut Running, step: usize, now: Duration) {
 /// or dropped.
 #[derive(Debug)]
 #[must_use = "dropping the driver stops it"]
-pub struct RolloutDriver {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct RolloutDriver(Periodic);
 
 impl RolloutDriver {
     /// Stops ticking and waits for the thread.
     pub fn stop(mut self) {
-        self.shut_down();
+        self.0.stop();
     }
 
     /// Whether the thread has ended (the rollout finished, or the driver was stopped).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished)
-    }
-
-    fn shut_down(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            self.stop.store(true, std::sync::atomic::Ordering::Release);
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for RolloutDriver {
-    fn drop(&mut self) {
-        self.shut_down();
+        self.0.is_finished()
     }
 }

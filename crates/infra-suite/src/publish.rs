@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use infra_apm::Collector;
-use infra_chaos::ExperimentKind;
 
 /// Publishes one component's stats into APM; keeps what it needs to turn totals into increments.
 pub(crate) type Publisher = Box<dyn FnMut(&Collector) + Send>;
@@ -24,8 +23,8 @@ impl Totals {
         let last = self.last.entry(key).or_insert(0);
         let grown = total.checked_sub(*last).unwrap_or(total);
         *last = total;
-        // Registering the counter at zero makes it visible before the first event.
-        // A name refused by the registry (cardinality limit) is counted there.
+        // An increment of zero registers the series, so it shows before the first event; a name the
+        // registry refuses (cardinality limit) is counted there.
         let _ = apm.increment_counter(name, grown, labels);
     }
 }
@@ -79,17 +78,4 @@ pub(crate) fn cache(name: String, stats: impl Fn() -> infra_cache::CacheStats + 
             let _ = apm.set_gauge("cache_hit_ratio", stats.hits as f64 / requests as f64, &[("cache", cache)]);
         }
     })
-}
-
-/// An experiment kind as a label value.
-pub(crate) fn kind_name(kind: ExperimentKind) -> &'static str {
-    match kind {
-        ExperimentKind::Latency => "latency",
-        ExperimentKind::Error => "error",
-        ExperimentKind::Panic => "panic",
-        ExperimentKind::ResourceExhaustion => "resource_exhaustion",
-        ExperimentKind::DependencyFailure => "dependency_failure",
-        ExperimentKind::Failpoint => "failpoint",
-        ExperimentKind::Network => "network",
-    }
 }

@@ -175,7 +175,7 @@ impl InfraSuiteBuilder {
                 // Every injection is counted in APM and logged (floods fold into "suppressed N similar").
                 let (apm, logs) = (apm.clone(), logs.clone());
                 move |injection| {
-                    let kind = publish::kind_name(injection.kind);
+                    let kind = injection.kind.as_str();
                     let _ = apm.increment_counter(
                         "chaos_injections_total",
                         1,
@@ -227,6 +227,11 @@ impl InfraSuiteBuilder {
             }),
         })
     }
+}
+
+/// `transaction`'s stats, when it saw traffic in the last minute (what analyses and hypotheses judge).
+fn last_minute(apm: &Collector, transaction: &str) -> Option<infra_apm::TransactionStats> {
+    apm.transaction_stats(transaction).filter(|stats| stats.rate_1m > 0.0)
 }
 
 /// What an SLA event does to alerts: a breach raises one (once per episode), a recovery resolves it.
@@ -287,6 +292,10 @@ struct Inner {
 /// - log entries written inside a span carry its trace and span ids;
 /// - every finished span records its duration in APM (`span_duration_seconds` by operation and outcome);
 /// - an SLA breach raises a critical `SlaBreach` alert, and the recovery resolves it;
+/// - chaos injections are counted (`chaos_injections_total`) and logged;
+/// - flag evaluations and watched pools and caches are published as metrics;
+/// - steady-state hypotheses and canary analyses read APM ([`InfraSuite::steady_state`],
+///   [`InfraSuite::canary_error_rate`], [`InfraSuite::canary_latency`]);
 /// - all components run on one clock.
 ///
 /// A cheap handle: clones share the components. [`InfraSuite::shutdown`] stops them in order.
@@ -448,7 +457,7 @@ impl InfraSuite {
         let (apm, name) = (self.inner.apm.clone(), format!("{transaction}@{deployment}"));
         Analysis::new(
             format!("{name} error rate <= {max_error_rate}"),
-            move || apm.transaction_stats(&name).filter(|stats| stats.rate_1m > 0.0).map(|stats| stats.error_rate_1m),
+            move || last_minute(&apm, &name).map(|stats| stats.error_rate_1m),
             move |rate| rate <= max_error_rate,
             move |rate| rate > max_error_rate,
         )
@@ -461,7 +470,7 @@ impl InfraSuite {
         let max = max_p99.as_secs_f64();
         Analysis::new(
             format!("{name} p99 <= {max_p99:?}"),
-            move || apm.transaction_stats(&name).filter(|stats| stats.rate_1m > 0.0).map(|stats| stats.latency_1m.p99),
+            move || last_minute(&apm, &name).map(|stats| stats.latency_1m.p99),
             move |p99| p99 <= max,
             move |p99| p99 > max,
         )
@@ -478,7 +487,7 @@ impl InfraSuite {
     ) -> impl Fn() -> bool + Send + Sync + 'static {
         let (apm, name) = (self.inner.apm.clone(), transaction.to_owned());
         move || {
-            apm.transaction_stats(&name).filter(|stats| stats.rate_1m > 0.0).is_none_or(|stats| {
+            last_minute(&apm, &name).is_none_or(|stats| {
                 stats.error_rate_1m <= max_error_rate
                     && max_p99.is_none_or(|max| stats.latency_1m.p99 <= max.as_secs_f64())
             })

@@ -10,13 +10,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use infra_alert::{Alert, AlertId, AlertStatus, Matcher, Silence, SilenceId};
+use infra_alert::{Alert, AlertId, Matcher, Silence, SilenceId};
 use infra_apm::Format;
-use infra_chaos::{Experiment, ExperimentId, ExperimentResults, ExperimentState, Fault, LatencyProfile, Target};
-use infra_deploy::{Health, Phase};
+use infra_chaos::{Experiment, ExperimentId, ExperimentResults, Fault, LatencyProfile, Target};
+use infra_deploy::Phase;
 use infra_flags::{FlagStatus, FlagSummary};
 use infra_log::{Level, Query as LogQuery};
-use infra_trace::{SpanData, SpanKind, Status, TraceId};
+use infra_trace::{SpanData, Status, TraceId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -200,15 +200,6 @@ pub(super) async fn openapi() -> Response {
 // ---------------------------------------------------------------------------------------------------------
 // Alerts
 
-fn status_name(status: AlertStatus) -> &'static str {
-    match status {
-        AlertStatus::Firing => "firing",
-        AlertStatus::Acknowledged => "acknowledged",
-        AlertStatus::Resolved => "resolved",
-        AlertStatus::Suppressed => "suppressed",
-    }
-}
-
 fn alert_json(alert: &Alert) -> Value {
     let labels: BTreeMap<&str, &str> = alert.labels.iter().collect();
     let annotations: BTreeMap<&str, &str> = alert.annotations.iter().collect();
@@ -217,7 +208,7 @@ fn alert_json(alert: &Alert) -> Value {
         "fingerprint": alert.fingerprint.to_string(),
         "title": alert.title,
         "severity": alert.severity.as_str(),
-        "status": status_name(alert.status),
+        "status": alert.status.as_str(),
         "description": alert.description,
         "source": alert.source,
         "labels": labels,
@@ -423,23 +414,6 @@ pub(super) async fn set_rollout(State(shared): Api, Path(name): Path<String>, Bo
 // ---------------------------------------------------------------------------------------------------------
 // Deployments
 
-fn phase_json(phase: &Phase) -> Value {
-    match phase {
-        Phase::Progressing { step } => json!({ "state": "progressing", "step": step }),
-        Phase::Paused { step, reason } => json!({ "state": "paused", "step": step, "reason": reason }),
-        Phase::Promoted => json!({ "state": "promoted" }),
-        Phase::Aborted { reason } => json!({ "state": "aborted", "reason": reason }),
-    }
-}
-
-fn health_name(health: Health) -> &'static str {
-    match health {
-        Health::Unknown => "unknown",
-        Health::Healthy => "healthy",
-        Health::Unhealthy => "unhealthy",
-    }
-}
-
 fn deployments_json(suite: &InfraSuite) -> Value {
     let status = suite.deployer().status();
     let deployments: Vec<Value> = status
@@ -447,7 +421,7 @@ fn deployments_json(suite: &InfraSuite) -> Value {
         .iter()
         .map(|d| {
             json!({ "name": d.info.name, "version": d.info.version, "percent": d.percent,
-                    "health": health_name(d.health) })
+                    "health": d.health.as_str() })
         })
         .collect();
     let events: Vec<Value> = status
@@ -459,7 +433,7 @@ fn deployments_json(suite: &InfraSuite) -> Value {
         .collect();
     let rollout = suite.rollout().map(|rollout| {
         let events: Vec<String> = rollout.events().iter().map(|event| format!("{event:?}")).collect();
-        json!({ "phase": phase_json(&rollout.phase()), "events": events })
+        json!({ "phase": rollout.phase(), "events": events })
     });
     json!({
         "service": status.service,
@@ -494,7 +468,7 @@ fn open_rollout(suite: &InfraSuite) -> Result<infra_deploy::Rollout, ApiError> {
     let rollout = suite.rollout().ok_or_else(|| ApiError::not_found("no rollout is tracked by this suite"))?;
     match rollout.phase() {
         Phase::Promoted | Phase::Aborted { .. } => {
-            Err(ApiError::conflict(format!("the rollout is over: {}", phase_json(&rollout.phase()))))
+            Err(ApiError::conflict(format!("the rollout is over: {}", json!(rollout.phase()))))
         }
         _ => Ok(rollout),
     }
@@ -524,15 +498,6 @@ pub(super) async fn rollback(State(shared): Api, Body(body): Body<Rollback>) -> 
 // ---------------------------------------------------------------------------------------------------------
 // Chaos
 
-fn state_name(state: ExperimentState) -> &'static str {
-    match state {
-        ExperimentState::Created => "created",
-        ExperimentState::Running => "running",
-        ExperimentState::Completed => "completed",
-        ExperimentState::Aborted => "aborted",
-    }
-}
-
 fn target_name(target: &Target) -> String {
     match target {
         Target::Point(point) => point.clone(),
@@ -547,7 +512,7 @@ fn experiment_json(results: &ExperimentResults) -> Value {
         "name": results.name,
         "kind": format!("{:?}", results.kind),
         "target": target_name(&results.target),
-        "state": state_name(results.state),
+        "state": results.state.as_str(),
         "calls": results.calls,
         "injections": results.injections,
         "errors": results.errors,
@@ -650,13 +615,6 @@ pub(super) async fn rearm(State(shared): Api) -> Json<Value> {
 // Traces and logs
 
 fn span_json(span: &SpanData) -> Value {
-    let kind = match span.kind {
-        SpanKind::Internal => "internal",
-        SpanKind::Server => "server",
-        SpanKind::Client => "client",
-        SpanKind::Producer => "producer",
-        SpanKind::Consumer => "consumer",
-    };
     let (status, message) = match &span.status {
         Status::Unset => ("unset", None),
         Status::Ok => ("ok", None),
@@ -675,7 +633,7 @@ fn span_json(span: &SpanData) -> Value {
         "span_id": span.context.span_id().to_string(),
         "parent_span_id": parent,
         "name": span.name,
-        "kind": kind,
+        "kind": span.kind,
         "start_unix_nanos": span.start_unix_nanos,
         "end_unix_nanos": span.end_unix_nanos,
         "duration_us": span.duration().as_secs_f64() * 1e6,

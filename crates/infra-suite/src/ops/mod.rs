@@ -5,7 +5,8 @@
 //! so it never competes with the host's runtime or hot threads), and answers every error as JSON
 //! `{"status": 404, "error": "no alert alert-7"}`. Mutating requests (`POST`, `PUT`, `PATCH`, `DELETE`)
 //! need `Authorization: Bearer <token>`: the configured token, or one generated at start and printed
-//! once on stderr. Request bodies are limited (64 KiB by default; over it: 413).
+//! once on stderr. Request bodies are limited (64 KiB by default; over it: 413). Every mutation attempt,
+//! refused or not, is logged (component `ops`).
 //!
 //! Hosts that already run axum can mount [`OpsServerBuilder::router`] in their own server instead.
 //!
