@@ -8,6 +8,7 @@ use regex::Regex;
 use crate::context::{Context, ContextField};
 use crate::definition::ConstraintDefinition;
 use crate::error::DefinitionError;
+use crate::text::Needle;
 
 /// A compiled constraint.
 #[derive(Debug, Clone)]
@@ -21,12 +22,12 @@ pub(crate) struct Constraint {
 enum Test {
     /// Set membership; `negate` makes it NOT_IN (which a missing value satisfies).
     In {
-        values: Box<[Box<str>]>,
+        values: Box<[Needle]>,
         negate: bool,
     },
     Str {
         kind: StrKind,
-        values: Box<[Box<str>]>,
+        values: Box<[Needle]>,
         ignore_case: bool,
     },
     Number {
@@ -144,7 +145,7 @@ impl Constraint {
             });
             Test::AlwaysFalse
         };
-        let values = || definition.values.iter().map(|v| Box::from(v.as_str())).collect::<Box<[Box<str>]>>();
+        let values = || definition.values.iter().map(|v| Needle::new(v)).collect::<Box<[Needle]>>();
         let single = definition.value.as_deref().or(definition.values.first().map(String::as_str)).unwrap_or("");
         let ordering = |suffix: &str| match suffix {
             "EQ" => Some(Compare::Eq),
@@ -167,7 +168,7 @@ impl Constraint {
                 };
                 let ignore_case = definition.case_insensitive;
                 let values = if ignore_case {
-                    definition.values.iter().map(|v| Box::from(v.to_lowercase().as_str())).collect()
+                    definition.values.iter().map(|v| Needle::new(&v.to_lowercase())).collect()
                 } else {
                     values()
                 };
@@ -222,7 +223,7 @@ impl Constraint {
 
     /// Whether the constraint holds for `context`; `now` gives the clock's time for date constraints when
     /// the context has none.
-    #[inline(never)]
+    #[inline]
     pub(crate) fn holds(&self, context: &Context, now: &dyn Fn() -> i128) -> bool {
         if matches!(self.test, Test::AlwaysFalse) {
             return false;
@@ -238,32 +239,39 @@ impl Constraint {
     /// Multi-valued: `NOT_IN` holds when no segment is listed, every other test when any segment passes.
     fn test_segments(&self, context: &Context, now: &dyn Fn() -> i128) -> bool {
         match &self.test {
-            Test::In { values, negate } => {
-                context.segments.iter().any(|segment| values.iter().any(|v| **v == **segment)) != *negate
-            }
+            Test::In { values, negate } => context.segments.iter().any(|segment| contains(values, segment)) != *negate,
             _ => context.segments.iter().any(|segment| self.test_value(Some(segment), now)),
         }
     }
 
-    /// The operator's verdict on one value, before inversion.
+    /// The operator's verdict on one value, before inversion: set and string tests and numbers here,
+    /// inline; the rest out of line.
     #[inline]
     fn test_value(&self, value: Option<&str>, now: &dyn Fn() -> i128) -> bool {
         match &self.test {
             Test::AlwaysFalse => false,
             Test::In { values, negate } => match value {
-                Some(value) => values.iter().any(|v| **v == *value) != *negate,
+                Some(value) => contains(values, value) != *negate,
                 None => *negate,
             },
-            Test::Str { kind, values, ignore_case } => match value {
-                None => false,
-                // ASCII text compares without case in place; other text is lowercased (Unicode rules).
-                Some(value) if *ignore_case && value.is_ascii() => ascii_caseless_test(*kind, values, value),
-                Some(value) if *ignore_case => str_test(*kind, values, &value.to_lowercase()),
-                Some(value) => str_test(*kind, values, value),
-            },
+            Test::Str { kind, values, ignore_case: false } => value.is_some_and(|value| str_test(*kind, values, value)),
             Test::Number { ordering, value: expected } => match value.and_then(parse_number) {
                 Some(actual) => ordering.holds(actual.partial_cmp(expected).unwrap_or(Ordering::Less)),
                 None => false,
+            },
+            _ => self.test_value_slowly(value, now),
+        }
+    }
+
+    /// [`Constraint::test_value`] for the tests it does not do inline.
+    #[inline(never)]
+    fn test_value_slowly(&self, value: Option<&str>, now: &dyn Fn() -> i128) -> bool {
+        match &self.test {
+            Test::Str { kind, values, ignore_case: true } => match value {
+                None => false,
+                // ASCII text compares without case in place; other text is lowercased (Unicode rules).
+                Some(value) if value.is_ascii() => ascii_caseless_test(*kind, values, value),
+                Some(value) => str_test(*kind, values, &value.to_lowercase()),
             },
             Test::Date { ordering, unix_nanos } => {
                 let actual = match (&self.field, value) {
@@ -281,6 +289,10 @@ impl Constraint {
             Test::Cidr(networks) => value
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
                 .is_some_and(|ip| networks.iter().any(|network| network.contains(ip))),
+            // The tests done inline.
+            Test::AlwaysFalse | Test::In { .. } | Test::Str { ignore_case: false, .. } | Test::Number { .. } => {
+                self.test_value(value, now)
+            }
         }
     }
 }
@@ -291,8 +303,8 @@ impl Constraint {
 fn parse_number(text: &str) -> Option<f64> {
     let bytes = text.as_bytes();
     if !bytes.is_empty() && bytes.len() <= 15 && bytes.iter().all(u8::is_ascii_digit) {
-        // At most 15 digits: exact in an f64.
-        let value = bytes.iter().fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+        // At most 15 digits: exact in an f64 (and in an i64, whose conversion is one instruction).
+        let value = bytes.iter().fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0'));
         return Some(value as f64);
     }
     text.trim().parse::<f64>().ok()
@@ -300,10 +312,10 @@ fn parse_number(text: &str) -> Option<f64> {
 
 /// `str_test` for an ASCII `value` against lowercased `values`, without allocating. A value containing a
 /// non-ASCII needle cannot match ASCII text, so such needles simply fail.
-fn ascii_caseless_test(kind: StrKind, values: &[Box<str>], value: &str) -> bool {
+fn ascii_caseless_test(kind: StrKind, values: &[Needle], value: &str) -> bool {
     let haystack = value.as_bytes();
     values.iter().any(|needle| {
-        let needle = needle.as_bytes();
+        let needle = needle.as_str().as_bytes();
         let at = |start: usize| {
             haystack.get(start..start + needle.len()).is_some_and(|part| part.eq_ignore_ascii_case(needle))
         };
@@ -316,12 +328,18 @@ fn ascii_caseless_test(kind: StrKind, values: &[Box<str>], value: &str) -> bool 
 }
 
 #[inline]
-fn str_test(kind: StrKind, values: &[Box<str>], value: &str) -> bool {
+fn str_test(kind: StrKind, values: &[Needle], value: &str) -> bool {
     values.iter().any(|v| match kind {
-        StrKind::Contains => value.contains(&**v),
-        StrKind::StartsWith => value.starts_with(&**v),
-        StrKind::EndsWith => value.ends_with(&**v),
+        StrKind::Contains => value.contains(v.as_str()),
+        StrKind::StartsWith => v.starts(value.as_bytes()),
+        StrKind::EndsWith => v.ends(value.as_bytes()),
     })
+}
+
+/// Whether `values` lists `value`.
+#[inline]
+fn contains(values: &[Needle], value: &str) -> bool {
+    values.iter().any(|v| v.equals(value.as_bytes()))
 }
 
 #[cfg(test)]
@@ -358,7 +376,7 @@ mod tests {
     #[test]
     fn caseless_matching_agrees_with_lowercasing() {
         let kinds = [StrKind::Contains, StrKind::StartsWith, StrKind::EndsWith];
-        let needles: Vec<Box<str>> = ["rates", "", "é", "emea-", "-2", "x"].iter().map(|n| Box::from(*n)).collect();
+        let needles: Vec<Needle> = ["rates", "", "é", "emea-", "-2", "x"].iter().map(|n| Needle::new(n)).collect();
         for value in ["EMEA-Rates-2", "", "rates", "RATE", "x"] {
             for kind in kinds {
                 for needle in &needles {

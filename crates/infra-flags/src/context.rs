@@ -125,8 +125,18 @@ impl Context {
     }
 
     /// A custom property's value.
+    #[inline(never)]
     pub fn property_value(&self, name: &str) -> Option<&str> {
-        self.properties.get(name).map(String::as_str)
+        // Contexts carry a handful of properties, compared here inline: the tree's ordered search calls
+        // `memcmp` at every step, and for one property even its iterator costs more than the comparison.
+        let matches = |(key, _): &(&String, &String)| crate::text::same(key.as_bytes(), name.as_bytes());
+        let found = match self.properties.len() {
+            0 => None,
+            1 => self.properties.first_key_value().filter(matches),
+            2..=8 => self.properties.iter().find(matches),
+            _ => return self.properties.get(name).map(String::as_str),
+        };
+        found.map(|(_, value)| value.as_str())
     }
 }
 

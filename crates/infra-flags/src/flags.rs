@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::published::Published;
+use crate::published::{Published, SnapshotRead};
 
 use crate::context::Context;
 use crate::definition::{ClientFeatures, FeatureDefinition, FeatureUpdate, StrategyDefinition};
@@ -137,6 +137,8 @@ type ExposureListener = Arc<dyn Fn(&Exposure<'_>) + Send + Sync>;
 #[must_use]
 pub struct FlagsBuilder {
     clock: quanta::Clock,
+    /// Set by [`FlagsBuilder::clock`]: analytics stamps then come from that clock too.
+    custom_clock: bool,
     wall_anchor: Option<SystemTime>,
     strict: bool,
     expose_all: bool,
@@ -155,6 +157,7 @@ impl FlagsBuilder {
     /// `quanta::Clock::mock()` lets tests move time by hand.
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
         self.clock = clock;
+        self.custom_clock = true;
         self
     }
 
@@ -205,7 +208,11 @@ impl FlagsBuilder {
 
     /// The flag set without its initial features: building it cannot fail.
     fn build_empty(self) -> Flags {
-        start_coarse_clock();
+        // Analytics stamps: the process's coarse wall clock when time is the system's, else this clock.
+        let system_stamps = !self.custom_clock && self.wall_anchor.is_none() && crate::coarse_clock::start();
+        if !system_stamps {
+            start_quanta_upkeep();
+        }
         let anchor_instant = self.clock.now();
         let anchor_wall = self.wall_anchor.unwrap_or_else(SystemTime::now);
         let anchor_wall_nanos = match anchor_wall.duration_since(SystemTime::UNIX_EPOCH) {
@@ -219,8 +226,8 @@ impl FlagsBuilder {
                 stats: Mutex::new(HashMap::new()),
                 clock: self.clock,
                 anchor_instant,
-                anchor_wall,
                 anchor_wall_nanos,
+                system_stamps,
                 hostname: self.hostname.unwrap_or_else(machine_hostname).into(),
                 strict: self.strict,
                 expose_all: self.expose_all,
@@ -233,9 +240,9 @@ impl FlagsBuilder {
     }
 }
 
-/// Starts quanta's upkeep thread once per process: it refreshes the coarse clock reading every
-/// millisecond, so evaluations can timestamp themselves without reading the clock.
-fn start_coarse_clock() {
+/// Starts quanta's upkeep thread once per process: it refreshes the coarse reading of clocks given to the
+/// builder every millisecond, so evaluations can timestamp themselves without reading the clock.
+fn start_quanta_upkeep() {
     static UPKEEP: std::sync::OnceLock<Option<quanta::Handle>> = std::sync::OnceLock::new();
     UPKEEP.get_or_init(|| quanta::Upkeep::new(Duration::from_millis(1)).start().ok());
 }
@@ -260,8 +267,9 @@ struct Inner {
     stats: Mutex<HashMap<String, Arc<FlagStats>>>,
     clock: quanta::Clock,
     anchor_instant: quanta::Instant,
-    anchor_wall: SystemTime,
     anchor_wall_nanos: i128,
+    /// Evaluations are stamped from [`crate::coarse_clock`], not from `clock`.
+    system_stamps: bool,
     hostname: Box<str>,
     strict: bool,
     expose_all: bool,
@@ -297,6 +305,34 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// One evaluation, as work on the current snapshot: the flag's position, its answer, the count; whether
+/// it is to be reported to exposure listeners is written to `exposed`. `None` for unknown flags.
+struct Evaluation<'a, E> {
+    flags: &'a Flags,
+    name: &'a str,
+    evaluate: E,
+    exposed: &'a mut bool,
+}
+
+impl<T, E: FnOnce(&Snapshot, usize, &Environment<'_>) -> (bool, T)> SnapshotRead for Evaluation<'_, E> {
+    type Output = Option<(bool, T)>;
+
+    // Forced inline: this is the whole hot path of `is_enabled`.
+    #[inline(always)]
+    fn run(self, snapshot: &Snapshot) -> Self::Output {
+        let flags = self.flags;
+        let inner = &*flags.inner;
+        let at = snapshot.position(self.name)?;
+        let now = || flags.now_unix_nanos();
+        let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
+        let (enabled, detail) = (self.evaluate)(snapshot, at, &env);
+        let feature = &snapshot.features[at];
+        feature.stats.record(enabled, flags.coarse_stamp());
+        *self.exposed = feature.impression_data || inner.expose_all;
+        Some((enabled, detail))
+    }
+}
+
 impl Flags {
     /// An empty flag set on the system clock.
     pub fn new() -> Self {
@@ -307,6 +343,7 @@ impl Flags {
     pub fn builder() -> FlagsBuilder {
         FlagsBuilder {
             clock: quanta::Clock::new(),
+            custom_clock: false,
             wall_anchor: None,
             strict: false,
             expose_all: false,
@@ -320,25 +357,42 @@ impl Flags {
         self.inner.anchor_wall_nanos + elapsed.as_nanos() as i128
     }
 
-    /// Nanoseconds since the anchor on the coarse clock, plus one so that 0 means "never".
+    /// The Unix time in nanoseconds (at least 1, so that 0 means "never"), about a millisecond coarse: the
+    /// time an evaluation is stamped with for analytics.
     #[inline]
     fn coarse_stamp(&self) -> u64 {
+        if self.inner.system_stamps {
+            let stamp = crate::coarse_clock::unix_nanos();
+            if stamp != 0 {
+                return stamp;
+            }
+        }
+        self.clock_stamp()
+    }
+
+    /// [`Flags::coarse_stamp`] from the builder's clock.
+    #[cold]
+    fn clock_stamp(&self) -> u64 {
         let mut at = self.inner.clock.recent();
         if at < self.inner.anchor_instant {
             // No upkeep thread is updating the coarse reading (another owner stopped it): read the clock.
             at = self.inner.clock.now();
         }
-        (at - self.inner.anchor_instant).as_nanos() as u64 + 1
+        let unix_nanos = self.inner.anchor_wall_nanos + (at - self.inner.anchor_instant).as_nanos() as i128;
+        unix_nanos.clamp(1, i128::from(u64::MAX)) as u64
     }
 
-    fn stamp_to_time(&self, stamp: u64) -> Option<SystemTime> {
-        (stamp > 0).then(|| self.inner.anchor_wall + Duration::from_nanos(stamp - 1))
+    fn stamp_to_time(stamp: u64) -> Option<SystemTime> {
+        (stamp > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_nanos(stamp))
     }
 
     /// Evaluates flag `name` with `evaluate`, which answers (enabled, detail); counts the evaluation,
     /// and reports it to exposure listeners when the flag asks for that. Listeners run after the
     /// snapshot is released, so they may evaluate flags themselves. `None` (counted) for unknown flags.
-    #[inline]
+    ///
+    /// Forced inline into each public evaluation, which is itself an ordinary function: every caller
+    /// then gets the same, fully inlined code behind one call, whatever the inliner makes of its own.
+    #[inline(always)]
     fn evaluate_with<T>(
         &self,
         name: &str,
@@ -347,24 +401,19 @@ impl Flags {
         variant_of: impl FnOnce(&T) -> Option<&str>,
     ) -> Option<(bool, T)> {
         let inner = &*self.inner;
-        let outcome = inner.snapshot.read(|snapshot| {
-            let at = snapshot.position(name)?;
-            let now = || self.now_unix_nanos();
-            let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
-            let (enabled, detail) = evaluate(snapshot, at, &env);
-            let feature = &snapshot.features[at];
-            feature.stats.record(enabled, self.coarse_stamp());
-            let exposed = (feature.impression_data || inner.expose_all).then(|| feature.name.clone());
-            Some((enabled, detail, exposed))
-        });
+        // The closure hands back only the answer: a flag that asks for exposure is told apart by a plain
+        // bool written beside it, and the listener gets the caller's `name` (equal to the flag's), so the
+        // hot path moves no reference-counted name and no wide value through the thread-local access.
+        let mut exposed = false;
+        let outcome = inner.snapshot.read(Evaluation { flags: self, name, evaluate, exposed: &mut exposed });
         match outcome {
             None => {
                 inner.unknown_flag_evaluations.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Some((enabled, detail, exposed)) => {
-                if let Some(flag) = exposed {
-                    self.expose(&Exposure { flag: &flag, enabled, variant: variant_of(&detail), context });
+            Some((enabled, detail)) => {
+                if exposed {
+                    self.expose(&Exposure { flag: name, enabled, variant: variant_of(&detail), context });
                 }
                 Some((enabled, detail))
             }
@@ -373,7 +422,6 @@ impl Flags {
 
     /// Whether the flag called `name` is on for `context`. Unknown flags are off (and counted in
     /// [`Flags::unknown_flag_evaluations`]).
-    #[inline]
     pub fn is_enabled(&self, name: &str, context: &Context) -> bool {
         self.evaluate_with(name, context, |snapshot, at, env| (snapshot.is_enabled_at(at, context, env), ()), |()| None)
             .is_some_and(|(enabled, ())| enabled)
@@ -410,7 +458,7 @@ impl Flags {
 
     /// Whether a flag called `name` is defined.
     pub fn contains(&self, name: &str) -> bool {
-        self.inner.snapshot.read(|snapshot| snapshot.position(name).is_some())
+        self.inner.snapshot.read(|snapshot: &Snapshot| snapshot.position(name).is_some())
     }
 
     /// The names of every flag, in definition order.
@@ -731,7 +779,7 @@ impl Flags {
             yes,
             no,
             variants: stats.variant_totals(),
-            last_evaluated: if yes + no > 0 { self.stamp_to_time(stamp) } else { None },
+            last_evaluated: if yes + no > 0 { Self::stamp_to_time(stamp) } else { None },
         }
     }
 

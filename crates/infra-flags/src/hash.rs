@@ -93,6 +93,87 @@ fn murmur3_32_streaming(parts: &[&[u8]], seed: u32) -> u32 {
     fmix(h)
 }
 
+/// MurmurHash3 x86_32 of `"{group_id}:"` followed by an identifier, with the group part hashed once when
+/// the flag set is compiled: an evaluation hashes only the identifier, in place, copying nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupHash {
+    /// The state after the prefix's whole 4-byte blocks.
+    h: u32,
+    /// The prefix's last `pending_len` (0..=3) bytes, little-endian, waiting for a block.
+    pending: u32,
+    pending_len: u32,
+    /// The prefix's length in bytes (mixed in modulo 2^32, like the reference).
+    len: u32,
+}
+
+impl GroupHash {
+    /// The state after hashing `"{group_id}:"` with `seed`.
+    pub(crate) fn new(group_id: &str, seed: u32) -> Self {
+        let mut state = GroupHash { h: seed, pending: 0, pending_len: 0, len: 0 };
+        state.absorb(group_id.as_bytes());
+        state.absorb(b":");
+        state
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.pending |= u32::from(*byte) << (8 * self.pending_len);
+            self.pending_len += 1;
+            if self.pending_len == 4 {
+                self.h = mix_block(self.h, self.pending);
+                self.pending = 0;
+                self.pending_len = 0;
+            }
+        }
+        self.len = self.len.wrapping_add(bytes.len() as u32);
+    }
+
+    /// The hash of the prefix followed by `identifier`.
+    #[inline]
+    pub(crate) fn hash(&self, identifier: &str) -> u32 {
+        let mut bytes = identifier.as_bytes();
+        let mut h = self.h;
+        let mut pending = self.pending;
+        let mut pending_len = self.pending_len as usize;
+        if pending_len > 0 {
+            // Complete the block the prefix began.
+            let take = (4 - pending_len).min(bytes.len());
+            for (i, byte) in bytes[..take].iter().enumerate() {
+                pending |= u32::from(*byte) << (8 * (pending_len + i));
+            }
+            pending_len += take;
+            bytes = &bytes[take..];
+            if pending_len == 4 {
+                h = mix_block(h, pending);
+                pending = 0;
+                pending_len = 0;
+            }
+        }
+        let mut blocks = bytes.chunks_exact(4);
+        for block in &mut blocks {
+            h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+        }
+        // What is left: the prefix's pending bytes (when the identifier did not complete them) or the
+        // identifier's last 0..=3 bytes, never both.
+        let rest = blocks.remainder();
+        let k = rest.iter().enumerate().fold(pending, |k, (i, byte)| k | u32::from(*byte) << (8 * i));
+        if pending_len > 0 || !rest.is_empty() {
+            h ^= mix_k(k);
+        }
+        h ^= self.len.wrapping_add(identifier.len() as u32);
+        fmix(h)
+    }
+
+    /// Unleash's bucket of `identifier`: the hash modulo `modulus`, plus one; 0 for a modulus of 0.
+    #[inline]
+    pub(crate) fn bucket(&self, identifier: &str, modulus: u32) -> u32 {
+        if modulus == 0 {
+            return 0;
+        }
+        self.hash(identifier) % modulus + 1
+    }
+}
+
 #[inline]
 fn mix_block(h: u32, k: u32) -> u32 {
     let h = (h ^ mix_k(k)).rotate_left(13);
@@ -161,6 +242,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn group_hashes_match_the_reference_for_every_split() {
+        let data = "Feature.flexibleRollout.userId.55:1234567890-abcdefghij";
+        for seed in [ROLLOUT_SEED, VARIANT_SEED, 42] {
+            for group_len in 0..20 {
+                let group = &data[..group_len];
+                let state = GroupHash::new(group, seed);
+                for id_len in 0..30 {
+                    let identifier = &data[20..20 + id_len];
+                    let expected = reference(format!("{group}:{identifier}").as_bytes(), seed);
+                    assert_eq!(state.hash(identifier), expected, "group {group:?}, identifier {identifier:?}");
+                    assert_eq!(state.bucket(identifier, 100), normalized_hash(group, identifier, 100, seed));
+                }
+            }
+        }
+        assert_eq!(GroupHash::new("g", 0).bucket("x", 0), 0);
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! - `unleash`: [`unleash::UnleashPoller`], which keeps a flag set in step with an Unleash server's client
 //!   API, with ETags and a bootstrap file for when the server is unreachable.
 
+mod coarse_clock;
 mod constraint;
 mod context;
 mod definition;
@@ -53,6 +54,7 @@ mod periodic;
 mod published;
 mod snapshot;
 mod stats;
+mod text;
 #[cfg(feature = "unleash")]
 pub mod unleash;
 

@@ -20,14 +20,34 @@ use crate::snapshot::Snapshot;
 /// How many flag sets one thread keeps a snapshot of; a thread reading more sets takes turns.
 const CACHED_SETS: usize = 4;
 
-#[derive(Default)]
 struct ThreadCache {
     entries: [Option<(u64, u64, Arc<Snapshot>)>; CACHED_SETS],
     next: usize,
 }
 
 thread_local! {
-    static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache::default());
+    // Initialised in place: no lazy-initialisation check on each access.
+    static CACHE: RefCell<ThreadCache> =
+        const { RefCell::new(ThreadCache { entries: [None, None, None, None], next: 0 }) };
+}
+
+/// Work done on a snapshot by [`Published::read`]: any closure, or a type whose `run` is forced inline.
+/// (`read` calls the work from two places, its cached and its shared path; a closure called from two
+/// places stays an out-of-line call, with its captures passed through memory, which on the evaluation
+/// path cost more than the evaluation.)
+pub(crate) trait SnapshotRead {
+    /// What the work returns.
+    type Output;
+    /// Does the work.
+    fn run(self, snapshot: &Snapshot) -> Self::Output;
+}
+
+impl<R, F: FnOnce(&Snapshot) -> R> SnapshotRead for F {
+    type Output = R;
+    #[inline]
+    fn run(self, snapshot: &Snapshot) -> R {
+        self(snapshot)
+    }
 }
 
 /// The snapshot a flag set publishes to its readers.
@@ -63,7 +83,7 @@ impl Published {
     /// Runs `read` on the current snapshot. `read` must not read this flag set again (it is not given a
     /// way to); a nested read would fall back to the slower shared path, not fail.
     #[inline]
-    pub(crate) fn read<R>(&self, read: impl FnOnce(&Snapshot) -> R) -> R {
+    pub(crate) fn read<W: SnapshotRead>(&self, read: W) -> W::Output {
         let generation = self.generation.load(Ordering::Acquire);
         let mut read = Some(read);
         let cached = CACHE.try_with(|cache| {
@@ -84,14 +104,14 @@ impl Published {
                 *entry = Some((self.id, generation, self.current.load_full()));
             }
             let (_, _, snapshot) = entry.as_ref()?;
-            read.take().map(|read| read(snapshot))
+            read.take().map(|read| read.run(snapshot))
         });
         match cached {
             Ok(Some(result)) => result,
             // During thread teardown, or when nested: the shared path.
             _ => {
                 let snapshot = self.current.load();
-                (read.take().unwrap_or_else(|| unreachable!("the read ran or it is still here")))(&snapshot)
+                read.take().unwrap_or_else(|| unreachable!("the read ran or it is still here")).run(&snapshot)
             }
         }
     }
@@ -104,7 +124,7 @@ mod tests {
     #[test]
     fn readers_see_a_store_on_their_next_read() {
         let published = Published::new(Snapshot::default());
-        assert_eq!(published.read(|s| s.features.len()), 0);
+        assert_eq!(published.read(|s: &Snapshot| s.features.len()), 0);
         let other = Published::new(Snapshot::default());
         let (compiled, _) = Snapshot::compile(
             &crate::snapshot::Definitions {
@@ -114,10 +134,10 @@ mod tests {
             &|_: &str| Arc::new(crate::stats::FlagStats::default()),
         );
         published.store(compiled);
-        assert_eq!(published.read(|s| s.features.len()), 1);
-        assert_eq!(other.read(|s| s.features.len()), 0, "sets do not share cache entries");
+        assert_eq!(published.read(|s: &Snapshot| s.features.len()), 1);
+        assert_eq!(other.read(|s: &Snapshot| s.features.len()), 0, "sets do not share cache entries");
         // Nested reads take the shared path and still see the snapshot.
-        assert_eq!(published.read(|_| published.read(|s| s.features.len())), 1);
+        assert_eq!(published.read(|_: &Snapshot| published.read(|s: &Snapshot| s.features.len())), 1);
     }
 
     #[test]
@@ -125,7 +145,7 @@ mod tests {
         let sets: Vec<Published> = (0..CACHED_SETS * 2 + 1).map(|_| Published::new(Snapshot::default())).collect();
         for _ in 0..3 {
             for set in &sets {
-                assert_eq!(set.read(|s| s.features.len()), 0);
+                assert_eq!(set.read(|s: &Snapshot| s.features.len()), 0);
             }
         }
     }

@@ -11,8 +11,9 @@ use crate::definition::{
     ClientFeatures, DependencyDefinition, FeatureDefinition, Payload, StrategyDefinition, VariantDefinition,
 };
 use crate::error::DefinitionError;
-use crate::hash::{ROLLOUT_SEED, VARIANT_SEED, normalized_hash};
+use crate::hash::{GroupHash, ROLLOUT_SEED, VARIANT_SEED, normalized_hash};
 use crate::stats::FlagStats;
+use crate::text::{self, edge_words};
 
 /// FxHash: flag names come from the flag set, not from requests, so a fast non-keyed hash is safe here
 /// and saves most of a lookup's cost. Words are mixed eight bytes at a time, the tail padded into one.
@@ -61,53 +62,102 @@ impl Hasher for FxHasher {
     }
 }
 
-/// Flag name to position: open addressing over (hash, position) pairs, so a lookup is one hash, a probe
-/// that compares 64-bit hashes, and one string comparison.
+/// Flag name to position: open addressing over slots that hold each name's hash and, for names up to
+/// 16 bytes, the name itself as two words, so that a lookup is one hash and a probe that touches nothing
+/// but the slot: no pointer is followed and no `memcmp` called to confirm a match.
 #[derive(Debug, Default)]
 struct NameIndex {
-    /// (hash | 1, position); a hash of 0 marks an empty slot.
-    slots: Box<[(u64, u32)]>,
+    slots: Box<[NameSlot]>,
     mask: usize,
 }
 
-#[inline]
+/// One slot of a [`NameIndex`]; a hash of 0 marks an empty slot.
+#[derive(Debug, Default, Clone, Copy)]
+#[repr(align(32))]
+struct NameSlot {
+    /// `name_hash(name)`, never 0.
+    hash: u64,
+    /// The name's [`edge_words`] (zero for names over 16 bytes, compared by their text instead).
+    words: (u64, u64),
+    len: u32,
+    position: u32,
+}
+
+/// The 128-bit product folded to 64 bits: one multiplication mixes both words into every output bit.
+#[inline(always)]
+fn fold_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    product as u64 ^ (product >> 64) as u64
+}
+
+/// A flag name's hash: names come from the flag set, not from requests, so an unkeyed hash is safe here.
+/// Names up to 32 bytes (nearly all of them) take two or four loads and one or two multiplications,
+/// with no loop over bytes.
+#[inline(always)]
 fn name_hash(name: &str) -> u64 {
-    let mut hasher = FxHasher::default();
-    hasher.write(name.as_bytes());
-    hasher.write_u64(name.len() as u64);
-    hasher.finish() | 1
+    const K0: u64 = 0x243f_6a88_85a3_08d3;
+    const K1: u64 = 0x1319_8a2e_0370_7344;
+    let bytes = name.as_bytes();
+    let n = bytes.len();
+    let seed = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if n <= 16 {
+        let (first, last) = edge_words(bytes);
+        return fold_multiply(first ^ K0 ^ seed, last ^ K1) | 1;
+    }
+    if n <= 32 {
+        let (first, second) = edge_words(&bytes[..16]);
+        let (third, last) = edge_words(&bytes[n - 16..]);
+        return fold_multiply(fold_multiply(first ^ K0 ^ seed, second ^ K1) ^ third, last ^ K0) | 1;
+    }
+    let mut hash = seed;
+    let mut rest = bytes;
+    while rest.len() > 16 {
+        let (first, second) = edge_words(&rest[..16]);
+        hash = fold_multiply(first ^ K0 ^ hash, second ^ K1);
+        rest = &rest[16..];
+    }
+    let (first, last) = edge_words(rest);
+    fold_multiply(first ^ K0 ^ hash, last ^ K1) | 1
 }
 
 impl NameIndex {
     fn build(names: &[Arc<str>]) -> Self {
         let size = (names.len() * 2).next_power_of_two().max(8);
-        let mut slots = vec![(0u64, 0u32); size].into_boxed_slice();
+        let mut slots = vec![NameSlot::default(); size].into_boxed_slice();
         let mask = size - 1;
         for (position, name) in names.iter().enumerate() {
             let hash = name_hash(name);
             let mut at = hash as usize & mask;
-            while slots[at].0 != 0 {
+            while slots[at].hash != 0 {
                 at = (at + 1) & mask;
             }
-            slots[at] = (hash, position as u32);
+            let words = if name.len() <= 16 { edge_words(name.as_bytes()) } else { (0, 0) };
+            slots[at] = NameSlot { hash, words, len: name.len() as u32, position: position as u32 };
         }
         Self { slots, mask }
     }
 
-    #[inline]
+    // Forced inline into the evaluation path (see `published::SnapshotRead`).
+    #[inline(always)]
     fn get(&self, name: &str, features: &[CompiledFeature]) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
         let hash = name_hash(name);
+        let short = name.len() <= 16;
+        let words = if short { edge_words(name.as_bytes()) } else { (0, 0) };
         let mut at = hash as usize & self.mask;
         loop {
-            let (slot_hash, position) = self.slots[at];
-            if slot_hash == 0 {
+            let slot = &self.slots[at];
+            if slot.hash == 0 {
                 return None;
             }
-            if slot_hash == hash && *features[position as usize].name == *name {
-                return Some(position as usize);
+            if slot.hash == hash
+                && slot.len as usize == name.len()
+                && slot.words == words
+                && (short || text::same(features[slot.position as usize].name.as_bytes(), name.as_bytes()))
+            {
+                return Some(slot.position as usize);
             }
             at = (at + 1) & self.mask;
         }
@@ -154,12 +204,12 @@ enum StrategyKind {
     Always,
     Never,
     UserIds(Box<[Box<str>]>),
-    /// Bucket of the sticky value within `group_id` (the flag's name when absent) at most `percentage`;
-    /// false when the sticky field is missing.
+    /// Bucket of the sticky value within the group (`groupId`, or the flag's name when absent) at most
+    /// `percentage`; false when the sticky field is missing.
     Rollout {
         percentage: u32,
         stickiness: Stickiness,
-        group_id: Option<Box<str>>,
+        group: GroupHash,
     },
     Random {
         percentage: u32,
@@ -221,7 +271,8 @@ struct VariantSet {
     variants: Box<[Variant]>,
     total_weight: u32,
     stickiness: Stickiness,
-    group_id: Box<str>,
+    /// `groupId` (or the flag's name), hashed with the variant seed.
+    group: GroupHash,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +294,9 @@ pub(crate) struct CompiledFeature {
     pub(crate) impression_data: bool,
     pub(crate) stats: Arc<FlagStats>,
     disabled_counter: Arc<AtomicU64>,
+    /// The answer for every context, when the flag's rules do not look at the context (off, on without
+    /// strategies, or a first strategy that always holds): on/off flags evaluate with one load.
+    verdict: Option<(bool, Reason)>,
 }
 
 /// The variant a context gets.
@@ -288,6 +342,30 @@ pub(crate) struct Definitions {
     /// Flags created through the in-code API; their rules replace their Unleash strategies.
     pub(crate) code_flags: HashMap<String, crate::flags::FeatureFlag>,
     pub(crate) user_overrides: HashMap<String, HashMap<String, bool>>,
+}
+
+/// What [`Snapshot::evaluate_at`] answers for every context, when that does not depend on the context:
+/// no overrides or dependencies, and the flag off, on without strategies, or with a first strategy that
+/// holds for everyone (its reason is the one the full evaluation gives).
+fn constant_verdict(
+    enabled: bool,
+    strategies: &[Strategy],
+    dependencies: &[Dependency],
+    overrides: &FxMap<Box<str>, bool>,
+) -> Option<(bool, Reason)> {
+    if !overrides.is_empty() || !dependencies.is_empty() {
+        return None;
+    }
+    if !enabled {
+        return Some((false, Reason::Disabled));
+    }
+    match strategies.first() {
+        None => Some((true, Reason::Static)),
+        Some(first) if matches!(first.kind, StrategyKind::Always) && first.constraints.is_empty() => {
+            Some((true, Reason::TargetingMatch))
+        }
+        Some(_) => None,
+    }
 }
 
 fn random_percent() -> u32 {
@@ -336,18 +414,20 @@ impl Snapshot {
                 strategies =
                     vec![Strategy { kind: StrategyKind::Code(rule), constraints: Box::new([]), variants: None }];
             }
-            let dependencies = feature
+            let dependencies: Box<[Dependency]> = feature
                 .dependencies
                 .iter()
                 .map(|dependency| compile_dependency(flag, dependency, &positions, &mut problems))
                 .collect();
-            let overrides = definitions
+            let overrides: FxMap<Box<str>, bool> = definitions
                 .user_overrides
                 .get(flag)
                 .map(|users| users.iter().map(|(user, value)| (Box::from(user.as_str()), *value)).collect())
                 .unwrap_or_default();
+            let verdict = constant_verdict(feature.enabled, &strategies, &dependencies, &overrides);
             compiled.push(CompiledFeature {
                 name: name.clone(),
+                verdict,
                 enabled: feature.enabled,
                 strategies: strategies.into(),
                 variants: compile_variants(&feature.variants, None, flag, &stats),
@@ -363,7 +443,7 @@ impl Snapshot {
     }
 
     /// The position of the flag called `name`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn position(&self, name: &str) -> Option<usize> {
         self.index.get(name, &self.features)
     }
@@ -378,6 +458,16 @@ impl Snapshot {
     /// Whether the flag at `at` is on for `context`, and what decided it.
     #[inline]
     pub(crate) fn evaluate_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, Reason) {
+        match self.features[at].verdict {
+            Some(verdict) => verdict,
+            None => self.evaluate_rules(at, context, env),
+        }
+    }
+
+    /// [`Snapshot::evaluate_at`] for flags whose answer depends on the context: out of line, so that the
+    /// constant answers stay a few instructions.
+    #[inline(never)]
+    fn evaluate_rules(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, Reason) {
         let feature = &self.features[at];
         if !feature.overrides.is_empty()
             && let Some(value) = context.user_id.as_deref().and_then(|user| feature.overrides.get(user))
@@ -466,10 +556,39 @@ impl Snapshot {
 
 #[inline]
 fn strategy_holds(strategy: &Strategy, flag: &str, context: &Context, env: &Environment<'_>) -> bool {
-    // The common `default` strategy is decided here; the others, and constraints, are calls, which keeps
-    // this path's code (and its stack frame) small.
-    (matches!(strategy.kind, StrategyKind::Always) || kind_holds(&strategy.kind, flag, context, env))
-        && strategy.constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos))
+    // The common strategies (`default`, rollouts) are decided here, inline; the others, and constraints,
+    // are calls, which keeps this path's code (and its stack frame) small.
+    let kind_holds = match &strategy.kind {
+        StrategyKind::Always => true,
+        StrategyKind::Rollout { percentage, stickiness, group } => {
+            rollout_holds(*percentage, stickiness, group, context)
+        }
+        other => kind_holds(other, flag, context, env),
+    };
+    kind_holds && (strategy.constraints.is_empty() || constraints_hold(&strategy.constraints, context, env))
+}
+
+/// Whether every constraint holds.
+#[inline(never)]
+fn constraints_hold(constraints: &[Constraint], context: &Context, env: &Environment<'_>) -> bool {
+    constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos))
+}
+
+/// Whether the context's bucket in `group` is within `percentage` (a random one without a sticky value).
+#[inline]
+fn rollout_holds(percentage: u32, stickiness: &Stickiness, group: &GroupHash, context: &Context) -> bool {
+    let sticky = match stickiness {
+        Stickiness::Default => context.user_id.as_deref().or(context.session_id.as_deref()),
+        Stickiness::Random => None,
+        Stickiness::Field(field) => match field.get(context) {
+            Some(value) => Some(value),
+            None => return false,
+        },
+    };
+    match sticky {
+        Some(value) => group.bucket(value, 100) <= percentage,
+        None => random_percent() <= percentage,
+    }
 }
 
 #[inline(never)]
@@ -478,20 +597,8 @@ fn kind_holds(kind: &StrategyKind, flag: &str, context: &Context, env: &Environm
         StrategyKind::Always => true,
         StrategyKind::Never => false,
         StrategyKind::UserIds(ids) => context.user_id.as_deref().is_some_and(|user| ids.iter().any(|id| **id == *user)),
-        StrategyKind::Rollout { percentage, stickiness, group_id } => {
-            let group = group_id.as_deref().unwrap_or(flag);
-            let sticky = match stickiness {
-                Stickiness::Default => context.user_id.as_deref().or(context.session_id.as_deref()),
-                Stickiness::Random => None,
-                Stickiness::Field(field) => match field.get(context) {
-                    Some(value) => Some(value),
-                    None => return false,
-                },
-            };
-            match sticky {
-                Some(value) => normalized_hash(group, value, 100, ROLLOUT_SEED) <= *percentage,
-                None => random_percent() <= *percentage,
-            }
+        StrategyKind::Rollout { percentage, stickiness, group } => {
+            rollout_holds(*percentage, stickiness, group, context)
         }
         StrategyKind::Random { percentage } => random_percent() <= *percentage,
         StrategyKind::RemoteAddress(networks) => context
@@ -531,7 +638,7 @@ fn select_variant<'s>(set: &'s VariantSet, context: &Context) -> Option<&'s Vari
         Stickiness::Field(field) => field.get(context),
     };
     let target = match sticky {
-        Some(value) => normalized_hash(&set.group_id, value, set.total_weight, VARIANT_SEED),
+        Some(value) => set.group.bucket(value, set.total_weight),
         None => rand::random_range(1..=set.total_weight),
     };
     let mut cumulative = 0u32;
@@ -608,7 +715,7 @@ fn compile_strategy(
                 (Some(percentage), Some(group_id)) => StrategyKind::Rollout {
                     percentage,
                     stickiness: Stickiness::Field(field),
-                    group_id: Some(group_id.into()),
+                    group: GroupHash::new(group_id, ROLLOUT_SEED),
                 },
                 _ => StrategyKind::Never,
             }
@@ -621,7 +728,7 @@ fn compile_strategy(
             Some(percentage) => StrategyKind::Rollout {
                 percentage,
                 stickiness: Stickiness::parse(parameter(strategy, "stickiness")),
-                group_id: parameter(strategy, "groupId").map(Box::from),
+                group: GroupHash::new(parameter(strategy, "groupId").unwrap_or(flag), ROLLOUT_SEED),
             },
             None => StrategyKind::Never,
         },
@@ -671,7 +778,7 @@ fn compile_strategy(
             variants: Box::new([]),
             total_weight: 0,
             stickiness: Stickiness::Default,
-            group_id: group_id.into(),
+            group: GroupHash::new(group_id, VARIANT_SEED),
         })
     });
     Strategy { kind, constraints: constraints.into(), variants }
@@ -706,7 +813,7 @@ fn compile_variants(
         })
         .collect();
     let total_weight = compiled.iter().fold(0u32, |sum, variant| sum.saturating_add(variant.weight));
-    Some(VariantSet { variants: compiled, total_weight, stickiness, group_id: group_id.into() })
+    Some(VariantSet { variants: compiled, total_weight, stickiness, group: GroupHash::new(group_id, VARIANT_SEED) })
 }
 
 fn compile_dependency(
@@ -723,5 +830,70 @@ fn compile_dependency(
         parent,
         enabled: dependency.enabled.unwrap_or(true),
         variants: dependency.variants.iter().map(|v| Box::from(v.as_str())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_every_length_hash_by_their_bytes() {
+        let base: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        for len in 0..=base.len() {
+            let name = &base[..len];
+            // A copy elsewhere in memory: the hash reads the bytes, not the address.
+            let copy = name.to_owned();
+            assert_eq!(name_hash(name), name_hash(&copy));
+            // Changing any one byte changes the comparison, wherever the byte is.
+            for at in 0..len {
+                let mut other = name.as_bytes().to_vec();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).unwrap();
+                if len <= 16 {
+                    assert_ne!(edge_words(name.as_bytes()), edge_words(other.as_bytes()), "{name:?} vs {other:?}");
+                }
+                assert_ne!(name_hash(name), name_hash(&other), "{name:?} vs {other:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_finds_every_name_and_nothing_else() {
+        // Short names (compared by their words in the index) and long ones (compared by their text), some
+        // of them prefixes of others.
+        let long = "a-rather-long-flag-name-for-the-checkout-service";
+        let names: Vec<Arc<str>> = (0..500)
+            .map(|i| format!("flag-{i}"))
+            .chain((1..long.len()).map(|len| long[..len].to_owned()))
+            .map(|name| Arc::from(name.as_str()))
+            .collect();
+        let definitions = Definitions {
+            features: ClientFeatures {
+                features: names
+                    .iter()
+                    .map(|name| serde_json::from_value(serde_json::json!({"name": &**name, "enabled": true})).unwrap())
+                    .collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (snapshot, problems) = Snapshot::compile(&definitions, &|_: &str| Arc::new(FlagStats::default()));
+        assert!(problems.is_empty());
+        for (at, name) in names.iter().enumerate() {
+            assert_eq!(snapshot.position(name), Some(at));
+        }
+        let long_other = format!("{long}!");
+        for missing in [
+            "",
+            "flag-",
+            "flag-500",
+            "flag-1 ",
+            "Flag-1",
+            "a-rather-long-flag-name-for-the-checkout-servicE",
+            &long_other,
+        ] {
+            assert_eq!(snapshot.position(missing), None, "{missing:?}");
+        }
     }
 }

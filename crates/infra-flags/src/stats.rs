@@ -35,9 +35,13 @@ impl FlagStats {
     pub(crate) fn record(&self, enabled: bool, now_raw: u64) {
         let local = self.stripes.local();
         let stripe = local.stripe;
-        bump(if enabled { &stripe.yes } else { &stripe.no }, 1, local.exclusive);
         if stripe.last_seen.load(Ordering::Relaxed) != now_raw {
             stripe.last_seen.store(now_raw, Ordering::Relaxed);
+        }
+        if enabled {
+            bump(&stripe.yes, 1, local.exclusive);
+        } else {
+            bump(&stripe.no, 1, local.exclusive);
         }
     }
 

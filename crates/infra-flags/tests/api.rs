@@ -92,6 +92,19 @@ fn analytics_count_answers_variants_and_time() {
 }
 
 #[test]
+fn on_the_system_clock_evaluations_are_stamped_to_the_millisecond() {
+    let flags = Flags::new();
+    flags.load_json(r#"{"features":[{"name":"on","enabled":true}]}"#).unwrap();
+    let before = SystemTime::now();
+    flags.is_enabled("on", &Context::new());
+    let after = SystemTime::now();
+    let stamped = flags.analytics("on").unwrap().last_evaluated.expect("evaluated once");
+    // The coarse reading lags the clock by up to its refresh interval (plus scheduling delays).
+    let slack = Duration::from_millis(250);
+    assert!(stamped + slack >= before && stamped <= after, "{stamped:?} outside {before:?}..{after:?}");
+}
+
+#[test]
 fn date_constraints_use_the_injected_clock() {
     let (clock, mock) = quanta::Clock::mock();
     let anchor = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_599); // 2025-12-31T23:59:59Z
