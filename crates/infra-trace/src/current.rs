@@ -19,11 +19,13 @@ pub fn current_context() -> Option<SpanContext> {
 
 /// Makes `context` the current one on this thread until the guard drops (an extracted remote
 /// parent, say), so spans started with [`Tracer::start`](crate::Tracer::start) become its children.
+#[inline(always)]
 pub fn attach(context: SpanContext) -> ContextGuard {
     ContextGuard { depth: pipeline::push_current(context), _same_thread: PhantomData }
 }
 
 /// Like [`attach`], cloning the context straight into the thread's stack.
+#[inline(always)]
 pub(crate) fn attach_ref(context: &SpanContext) -> ContextGuard {
     ContextGuard { depth: pipeline::push_current_ref(context), _same_thread: PhantomData }
 }
@@ -37,7 +39,15 @@ pub struct ContextGuard {
     _same_thread: PhantomData<*const ()>,
 }
 
+impl ContextGuard {
+    /// A guard that restores nothing (what an exited span keeps).
+    pub(crate) fn detached() -> Self {
+        ContextGuard { depth: pipeline::NOT_PUSHED, _same_thread: PhantomData }
+    }
+}
+
 impl Drop for ContextGuard {
+    #[inline]
     fn drop(&mut self) {
         // Truncating (rather than popping) restores the state from before this guard even if
         // guards are dropped out of order.

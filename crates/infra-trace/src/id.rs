@@ -6,9 +6,14 @@ use std::fmt;
 /// A 128-bit trace id; all zeros is invalid ([`TraceId::INVALID`]).
 ///
 /// Held as two 64-bit halves (high first): a `u128` would force 16-byte alignment on every span
-/// context and cost wide, stalling copies on the hot path.
+/// context, and an array `[u64; 2]` is copied as one 16-byte block, which stalls when it reads halves
+/// written a moment before (the common case: a fresh id copied into the thread's current-span stack).
+/// Two named fields are copied and kept in registers as two scalars.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct TraceId([u64; 2]);
+pub struct TraceId {
+    high: u64,
+    low: u64,
+}
 
 /// A 64-bit span id; all zeros is invalid ([`SpanId::INVALID`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -16,16 +21,16 @@ pub struct SpanId(u64);
 
 impl TraceId {
     /// The all-zero id the specification forbids; marks "no trace".
-    pub const INVALID: TraceId = TraceId([0, 0]);
+    pub const INVALID: TraceId = TraceId { high: 0, low: 0 };
 
     /// The id with these 128 bits.
     pub const fn from_u128(bits: u128) -> Self {
-        TraceId([(bits >> 64) as u64, bits as u64])
+        TraceId { high: (bits >> 64) as u64, low: bits as u64 }
     }
 
     /// The 128 bits.
     pub const fn to_u128(self) -> u128 {
-        ((self.0[0] as u128) << 64) | self.0[1] as u128
+        ((self.high as u128) << 64) | self.low as u128
     }
 
     /// The id from its 16 big-endian bytes, as OTLP carries it.
@@ -40,7 +45,7 @@ impl TraceId {
 
     /// Whether any bit is set.
     pub const fn is_valid(self) -> bool {
-        self.0[0] != 0 || self.0[1] != 0
+        self.high != 0 || self.low != 0
     }
 
     /// Parses 32 lowercase hex digits (the `traceparent` form); `None` for anything else, including
@@ -184,7 +189,7 @@ pub(crate) fn parse_any_hex(bytes: &[u8]) -> Option<u128> {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}{:016x}", self.0[0], self.0[1])
+        write!(f, "{:016x}{:016x}", self.high, self.low)
     }
 }
 
@@ -275,25 +280,63 @@ thread_local! {
 /// The next 64 random bits of this thread's generator.
 #[inline]
 pub(crate) fn random_u64() -> u64 {
+    random_words::<1>()[0]
+}
+
+/// The next `N` words of this thread's generator (wyrand), drawn in one visit to the thread-local:
+/// a root span takes its trace and span ids (three words) at once.
+#[inline(always)]
+pub(crate) fn random_words<const N: usize>() -> [u64; N] {
     WYRAND.with(|state| {
         let mut s = state.get();
         if s == 0 {
-            // First use on this thread: seed from the operating system's generator. An odd seed keeps
-            // zero from being a fixed point of the check above.
-            s = rand::random::<u64>() | 1;
+            s = first_seed();
         }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        let mut words = [0; N];
+        for word in &mut words {
+            s = s.wrapping_add(0xa076_1d64_78bd_642f);
+            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+            *word = ((t >> 64) as u64) ^ (t as u64);
+        }
         state.set(s);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
+        words
     })
+}
+
+/// A thread's first seed, from the operating system's generator. Odd, so that zero (the "not yet
+/// seeded" mark) is never a state.
+#[cold]
+fn first_seed() -> u64 {
+    rand::random::<u64>() | 1
+}
+
+/// A new trace's ids from this thread's generator: a valid trace id and a valid span id.
+#[inline]
+pub(crate) fn random_root_ids() -> (TraceId, SpanId) {
+    let [high, low, span] = random_words::<3>();
+    if (high | low) != 0 && span != 0 {
+        return (TraceId { high, low }, SpanId(span));
+    }
+    // Drawn zeros (about once in 2^64 roots): draw again, out of the hot path, which stays loop-free
+    // (a loop there made the compiler keep the id in memory, and read it back with a stalling load).
+    random_root_ids_again()
+}
+
+#[cold]
+fn random_root_ids_again() -> (TraceId, SpanId) {
+    loop {
+        let [high, low, span] = random_words::<3>();
+        if (high | low) != 0 && span != 0 {
+            return (TraceId { high, low }, SpanId(span));
+        }
+    }
 }
 
 impl IdGenerator for RandomIds {
     #[inline]
     fn new_trace_id(&self) -> TraceId {
         loop {
-            let id = TraceId([random_u64(), random_u64()]);
+            let id = TraceId { high: random_u64(), low: random_u64() };
             if id.is_valid() {
                 return id;
             }

@@ -391,6 +391,7 @@ pub(crate) fn current() -> Option<SpanContext> {
 pub(crate) const NOT_PUSHED: usize = usize::MAX;
 
 /// Pushes a current context; returns the depth to truncate back to.
+#[inline(always)]
 pub(crate) fn push_current(context: SpanContext) -> usize {
     push_current_ref(&context)
 }
@@ -399,6 +400,7 @@ pub(crate) fn push_current(context: SpanContext) -> usize {
 /// argument first, matters: a context written a moment ago and copied again at once is read back
 /// with wide loads the CPU cannot forward from the narrow stores still in flight (measured: half the
 /// cost of entering an unsampled root).
+#[inline(always)]
 pub(crate) fn push_current_ref(context: &SpanContext) -> usize {
     LOCAL
         .try_with(|local| {
@@ -411,6 +413,7 @@ pub(crate) fn push_current_ref(context: &SpanContext) -> usize {
 
 /// Restores the current-span stack to `depth`; leaving the outermost entered span hands over what
 /// the thread staged.
+#[inline]
 pub(crate) fn truncate_current(depth: usize) {
     if depth == NOT_PUSHED {
         return;

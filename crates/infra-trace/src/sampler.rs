@@ -84,6 +84,47 @@ impl Sampler {
         matches!(self, Sampler::AlwaysOff | Sampler::ParentBased(_))
     }
 
+    /// The decision the tracer asks for: the common samplers (on, off, ratio, and those under a
+    /// parent-based rule) decided inline from values in registers; the others through
+    /// [`Sampler::decide`], with the input built in memory. (Building it for every span cost more than
+    /// an unsampled span's whole budget: the trace id, stored in halves and read back whole, stalls.)
+    #[inline(always)]
+    pub(crate) fn decide_span(
+        &self,
+        parent: Option<&SpanContext>,
+        trace_id: TraceId,
+        name: &str,
+        kind: SpanKind,
+        now: impl Fn() -> u64,
+    ) -> bool {
+        let for_root = match self {
+            Sampler::ParentBased(root) => match parent {
+                Some(parent) if parent.is_valid() => return parent.is_sampled(),
+                _ => &**root,
+            },
+            other => other,
+        };
+        match for_root {
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
+            Sampler::TraceIdRatio(ratio) => ratio_keeps(*ratio, trace_id),
+            // The id goes by value, as 128 bits in two registers: its address is never taken here.
+            _ => self.decide_out_of_line(parent, trace_id.to_u128(), name, kind, &now),
+        }
+    }
+
+    #[inline(never)]
+    fn decide_out_of_line(
+        &self,
+        parent: Option<&SpanContext>,
+        trace_id: u128,
+        name: &str,
+        kind: SpanKind,
+        now: &dyn Fn() -> u64,
+    ) -> bool {
+        self.decide(&SamplingInput { parent, trace_id: TraceId::from_u128(trace_id), name, kind }, now)
+    }
+
     /// The decision for a span, `now_nanos` on the tracer's clock.
     #[inline]
     pub(crate) fn decide(&self, input: &SamplingInput<'_>, now: impl Fn() -> u64) -> bool {
@@ -107,6 +148,7 @@ fn clamp_rate(rate: f64) -> f64 {
 
 /// OpenTelemetry's rule: keep the trace when the low 63 bits of its id's last eight bytes fall
 /// below `ratio` of 2^63.
+#[inline(always)]
 fn ratio_keeps(ratio: f64, trace_id: TraceId) -> bool {
     if ratio >= 1.0 {
         return true;

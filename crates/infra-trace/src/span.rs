@@ -17,7 +17,9 @@ use crate::pipeline;
 /// tracer nothing.
 pub struct Span {
     context: SpanContext,
-    recording: Option<Recording>,
+    /// Taken (and ended) by `Drop`, never dropped in place: the compiler's drop glue for a span then has
+    /// nothing of a recording's to do, and stays small enough to inline into every span's end.
+    recording: std::mem::ManuallyDrop<Option<Recording>>,
 }
 
 /// What a sampled span holds while it runs: kept small, so that starting and ending a span moves
@@ -75,14 +77,16 @@ pub(crate) struct Ended {
 }
 
 impl Span {
+    #[inline(always)]
     pub(crate) fn new(context: SpanContext, recording: Option<Recording>) -> Self {
-        Span { context, recording }
+        Span { context, recording: std::mem::ManuallyDrop::new(recording) }
     }
 
     /// A span that records nothing, with this context (for code that must hand on a span but has
     /// no tracer).
+    #[inline]
     pub fn non_recording(context: SpanContext) -> Self {
-        Span { context, recording: None }
+        Span { context, recording: std::mem::ManuallyDrop::new(None) }
     }
 
     /// Its identity, for propagation and for children.
@@ -98,7 +102,7 @@ impl Span {
     /// Sets an attribute (the seed's `add_span_tag`), replacing one with the same key. Beyond the
     /// limit, new keys are counted and left out.
     pub fn set_attribute(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
-        let Some(recording) = &mut self.recording else { return };
+        let Some(recording) = &mut *self.recording else { return };
         let extras = recording.extras();
         let key = key.into();
         let value = value.into();
@@ -120,7 +124,7 @@ impl Span {
 
     /// Records an event now, with fields (the seed's `add_span_log`).
     pub fn add_event(&mut self, name: impl Into<Cow<'static, str>>, attributes: impl IntoIterator<Item = KeyValue>) {
-        let Some(recording) = &mut self.recording else { return };
+        let Some(recording) = &mut *self.recording else { return };
         let time = pipeline::now(recording.tracer_id);
         let extras = recording.extras();
         if extras.events.len() >= extras.limits.events as usize {
@@ -133,7 +137,7 @@ impl Span {
 
     /// Links another span (from this or another trace).
     pub fn add_link(&mut self, context: SpanContext, attributes: impl IntoIterator<Item = KeyValue>) {
-        let Some(recording) = &mut self.recording else { return };
+        let Some(recording) = &mut *self.recording else { return };
         let extras = recording.extras();
         if extras.links.len() >= extras.limits.links as usize || !context.is_valid() {
             extras.dropped_links += 1;
@@ -146,7 +150,7 @@ impl Span {
     /// Sets how it ended. `Ok` is final: a later `Error` does not override it, as OpenTelemetry
     /// specifies.
     pub fn set_status(&mut self, status: Status) {
-        let Some(recording) = &mut self.recording else { return };
+        let Some(recording) = &mut *self.recording else { return };
         if status == Status::Unset {
             return;
         }
@@ -175,7 +179,7 @@ impl Span {
 
     /// Renames it.
     pub fn update_name(&mut self, name: impl Into<Cow<'static, str>>) {
-        if let Some(recording) = &mut self.recording {
+        if let Some(recording) = &mut *self.recording {
             recording.name = name.into();
         }
     }
@@ -187,9 +191,10 @@ impl Span {
 
     /// Makes it current and hands back a guard that owns it: dropping the guard restores the
     /// previous current span and ends this one.
+    #[inline]
     pub fn entered(self) -> EnteredSpan {
         let guard = attach_ref(&self.context);
-        EnteredSpan { span: self, guard: Some(guard) }
+        EnteredSpan { span: self, guard }
     }
 
     /// Runs `f` with this span current.
@@ -226,8 +231,20 @@ fn bounded(attributes: impl IntoIterator<Item = KeyValue>, limit: u32) -> (Vec<K
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        let Some(recording) = self.recording.take() else { return };
-        pipeline::end_span(std::mem::take(&mut self.context), recording);
+        // An unsampled span ends with this one test; the ending of a recorded one stays out of line,
+        // so that its stack frame and register saves are not paid by every span that drops.
+        if self.recording.is_some() {
+            self.end_recorded();
+        }
+    }
+}
+
+impl Span {
+    #[inline(never)]
+    fn end_recorded(&mut self) {
+        if let Some(recording) = self.recording.take() {
+            pipeline::end_span(std::mem::take(&mut self.context), recording);
+        }
     }
 }
 
@@ -275,7 +292,7 @@ impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Span");
         s.field("context", &self.context).field("recording", &self.recording.is_some());
-        if let Some(recording) = &self.recording {
+        if let Some(recording) = &*self.recording {
             s.field("name", &recording.name).field("kind", &recording.kind);
         }
         s.finish()
@@ -287,7 +304,7 @@ impl fmt::Debug for Span {
 #[derive(Debug)]
 pub struct EnteredSpan {
     // Field order matters: the guard must restore the previous context before the span ends.
-    guard: Option<ContextGuard>,
+    guard: ContextGuard,
     span: Span,
 }
 
@@ -307,7 +324,7 @@ impl std::ops::DerefMut for EnteredSpan {
 impl EnteredSpan {
     /// Leaves the span (restoring the previous current one) and hands it back, still running.
     pub fn exit(mut self) -> Span {
-        self.guard.take();
+        drop(std::mem::replace(&mut self.guard, ContextGuard::detached()));
         std::mem::replace(&mut self.span, Span::non_recording(SpanContext::INVALID))
     }
 }

@@ -12,7 +12,7 @@ use crate::export::{InMemoryExporter, Resource, SpanExporter};
 use crate::id::{IdGenerator, RandomIds, SpanId, TraceFlags, TraceId};
 use crate::pipeline::{Processor, Shared, run_worker};
 use crate::propagation::{Extractor, Injector, Propagation};
-use crate::sampler::{Sampler, SamplingInput};
+use crate::sampler::Sampler;
 use crate::span::{Extras, Recording, Span};
 
 /// A tracer configuration the builder cannot accept.
@@ -232,21 +232,23 @@ impl Tracer {
     ) -> Span {
         let inner = &*self.inner;
         let parent = parent.filter(|p| p.is_valid());
-        let (trace_id, parent_span_id, parent_is_remote, state, inherited) = match parent {
+        let (trace_id, span_id, parent_span_id, parent_is_remote, state, inherited) = match parent {
             Some(p) => (
                 p.trace_id(),
+                self.new_span_id(),
                 p.span_id(),
                 p.is_remote(),
                 p.trace_state().clone(),
                 p.flags().known().bits() & TraceFlags::RANDOM.bits(),
             ),
-            None => (self.new_trace_id(), SpanId::INVALID, false, TraceState::EMPTY, TraceFlags::RANDOM.bits()),
+            None => {
+                let (trace_id, span_id) = self.new_root_ids();
+                (trace_id, span_id, SpanId::INVALID, false, TraceState::EMPTY, TraceFlags::RANDOM.bits())
+            }
         };
-        let span_id = self.new_span_id();
         let shared = &inner.shared;
-        let sampled = inner
-            .sampler
-            .decide(&SamplingInput { parent, trace_id, name: &name, kind }, || shared.unix_nanos(shared.clock.raw()));
+        let sampled =
+            inner.sampler.decide_span(parent, trace_id, &name, kind, || shared.unix_nanos(shared.clock.raw()));
         let flags = TraceFlags::new(inherited).with_sampled(sampled);
         let context = SpanContext::new(trace_id, span_id, flags, false, state);
         if !sampled {
@@ -275,11 +277,12 @@ impl Tracer {
         Span::new(context, Some(recording))
     }
 
+    /// A new trace's trace and span ids.
     #[inline]
-    fn new_trace_id(&self) -> TraceId {
+    fn new_root_ids(&self) -> (TraceId, SpanId) {
         match &self.inner.ids {
-            None => RandomIds.new_trace_id(),
-            Some(ids) => ids.new_trace_id(),
+            None => crate::id::random_root_ids(),
+            Some(ids) => (ids.new_trace_id(), ids.new_span_id()),
         }
     }
 
