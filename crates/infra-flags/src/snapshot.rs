@@ -294,9 +294,23 @@ pub(crate) struct CompiledFeature {
     pub(crate) impression_data: bool,
     pub(crate) stats: Arc<FlagStats>,
     disabled_counter: Arc<AtomicU64>,
-    /// The answer for every context, when the flag's rules do not look at the context (off, on without
+    /// The flag's rules in a shorter form, when they have one of the common shapes.
+    shortcut: Shortcut,
+}
+
+/// The common shapes of a flag's rules, evaluated without walking its strategies. Each gives exactly
+/// what [`Snapshot::evaluate_rules`] would.
+#[derive(Debug)]
+enum Shortcut {
+    /// Any other shape: the full evaluation.
+    None,
+    /// The answer for every context, when the rules do not look at the context (off, on without
     /// strategies, or a first strategy that always holds): on/off flags evaluate with one load.
-    verdict: Option<(bool, Reason)>,
+    Constant(bool, Reason),
+    /// On exactly when every constraint holds: one `default` strategy with constraints.
+    Constraints(Box<[Constraint]>),
+    /// One rollout strategy without constraints.
+    Rollout { percentage: u32, stickiness: Stickiness, group: GroupHash },
 }
 
 /// The variant a context gets.
@@ -344,27 +358,57 @@ pub(crate) struct Definitions {
     pub(crate) user_overrides: HashMap<String, HashMap<String, bool>>,
 }
 
-/// What [`Snapshot::evaluate_at`] answers for every context, when that does not depend on the context:
-/// no overrides or dependencies, and the flag off, on without strategies, or with a first strategy that
-/// holds for everyone (its reason is the one the full evaluation gives).
-fn constant_verdict(
+impl Shortcut {
+    /// The answer of a shortcut that looks at the context; `None` for [`Shortcut::None`].
+    #[inline(never)]
+    fn evaluate(&self, context: &Context, env: &Environment<'_>) -> Option<(bool, Reason)> {
+        Some(match self {
+            Shortcut::None => return None,
+            Shortcut::Constant(enabled, reason) => (*enabled, *reason),
+            Shortcut::Constraints(constraints) => {
+                if constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos)) {
+                    (true, Reason::TargetingMatch)
+                } else {
+                    (false, Reason::Default)
+                }
+            }
+            Shortcut::Rollout { percentage, stickiness, group } => {
+                if rollout_holds(*percentage, stickiness, group, context) {
+                    (true, if *percentage < 100 { Reason::Split } else { Reason::TargetingMatch })
+                } else {
+                    (false, Reason::Default)
+                }
+            }
+        })
+    }
+}
+
+/// The [`Shortcut`] for a flag's rules; only flags without overrides or dependencies have one.
+fn shortcut(
     enabled: bool,
     strategies: &[Strategy],
     dependencies: &[Dependency],
     overrides: &FxMap<Box<str>, bool>,
-) -> Option<(bool, Reason)> {
+) -> Shortcut {
     if !overrides.is_empty() || !dependencies.is_empty() {
-        return None;
+        return Shortcut::None;
     }
     if !enabled {
-        return Some((false, Reason::Disabled));
+        return Shortcut::Constant(false, Reason::Disabled);
     }
-    match strategies.first() {
-        None => Some((true, Reason::Static)),
-        Some(first) if matches!(first.kind, StrategyKind::Always) && first.constraints.is_empty() => {
-            Some((true, Reason::TargetingMatch))
+    match strategies {
+        [] => Shortcut::Constant(true, Reason::Static),
+        [first, ..] if matches!(first.kind, StrategyKind::Always) && first.constraints.is_empty() => {
+            Shortcut::Constant(true, Reason::TargetingMatch)
         }
-        Some(_) => None,
+        [only] => match &only.kind {
+            StrategyKind::Always => Shortcut::Constraints(only.constraints.clone()),
+            StrategyKind::Rollout { percentage, stickiness, group } if only.constraints.is_empty() => {
+                Shortcut::Rollout { percentage: *percentage, stickiness: stickiness.clone(), group: *group }
+            }
+            _ => Shortcut::None,
+        },
+        _ => Shortcut::None,
     }
 }
 
@@ -424,10 +468,10 @@ impl Snapshot {
                 .get(flag)
                 .map(|users| users.iter().map(|(user, value)| (Box::from(user.as_str()), *value)).collect())
                 .unwrap_or_default();
-            let verdict = constant_verdict(feature.enabled, &strategies, &dependencies, &overrides);
+            let shortcut = shortcut(feature.enabled, &strategies, &dependencies, &overrides);
             compiled.push(CompiledFeature {
                 name: name.clone(),
-                verdict,
+                shortcut,
                 enabled: feature.enabled,
                 strategies: strategies.into(),
                 variants: compile_variants(&feature.variants, None, flag, &stats),
@@ -458,9 +502,10 @@ impl Snapshot {
     /// Whether the flag at `at` is on for `context`, and what decided it.
     #[inline]
     pub(crate) fn evaluate_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, Reason) {
-        match self.features[at].verdict {
-            Some(verdict) => verdict,
-            None => self.evaluate_rules(at, context, env),
+        match &self.features[at].shortcut {
+            Shortcut::Constant(enabled, reason) => (*enabled, *reason),
+            // Out of line, like the full evaluation, so that constant answers stay a few instructions.
+            shortcut => shortcut.evaluate(context, env).unwrap_or_else(|| self.evaluate_rules(at, context, env)),
         }
     }
 
