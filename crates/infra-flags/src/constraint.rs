@@ -237,6 +237,7 @@ impl Constraint {
     }
 
     /// Multi-valued: `NOT_IN` holds when no segment is listed, every other test when any segment passes.
+    #[inline(never)]
     fn test_segments(&self, context: &Context, now: &dyn Fn() -> i128) -> bool {
         match &self.test {
             Test::In { values, negate } => context.segments.iter().any(|segment| contains(values, segment)) != *negate,
@@ -307,6 +308,13 @@ fn parse_number(text: &str) -> Option<f64> {
         let value = bytes.iter().fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0'));
         return Some(value as f64);
     }
+    parse_float(text)
+}
+
+/// The general number syntax, out of line: the float parser is large, and inlined it would weigh on
+/// every constraint's stack frame.
+#[inline(never)]
+fn parse_float(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok()
 }
 
@@ -330,10 +338,17 @@ fn ascii_caseless_test(kind: StrKind, values: &[Needle], value: &str) -> bool {
 #[inline]
 fn str_test(kind: StrKind, values: &[Needle], value: &str) -> bool {
     values.iter().any(|v| match kind {
-        StrKind::Contains => value.contains(v.as_str()),
+        StrKind::Contains => contains_text(value, v.as_str()),
         StrKind::StartsWith => v.starts(value.as_bytes()),
         StrKind::EndsWith => v.ends(value.as_bytes()),
     })
+}
+
+/// Substring search, out of line: the searcher is large, and inlined it would weigh on every
+/// constraint's stack frame.
+#[inline(never)]
+fn contains_text(haystack: &str, needle: &str) -> bool {
+    haystack.contains(needle)
 }
 
 /// Whether `values` lists `value`.
