@@ -69,6 +69,9 @@ impl Hasher for FxHasher {
 struct NameIndex {
     slots: Box<[NameSlot]>,
     mask: usize,
+    /// The names over 16 bytes, one after another: a slot points into it, so confirming a long name
+    /// reads its bytes here rather than following the flag to its name.
+    long_names: Box<[u8]>,
 }
 
 /// One slot of a [`NameIndex`]; a hash of 0 marks an empty slot.
@@ -77,7 +80,7 @@ struct NameIndex {
 struct NameSlot {
     /// `name_hash(name)`, never 0.
     hash: u64,
-    /// The name's [`edge_words`] (zero for names over 16 bytes, compared by their text instead).
+    /// The name's [`edge_words`]; for names over 16 bytes, (where its text starts in `long_names`, 0).
     words: (u64, u64),
     len: u32,
     position: u32,
@@ -124,6 +127,7 @@ impl NameIndex {
     fn build(names: &[Arc<str>]) -> Self {
         let size = (names.len() * 2).next_power_of_two().max(8);
         let mut slots = vec![NameSlot::default(); size].into_boxed_slice();
+        let mut long_names = Vec::new();
         let mask = size - 1;
         for (position, name) in names.iter().enumerate() {
             let hash = name_hash(name);
@@ -131,15 +135,21 @@ impl NameIndex {
             while slots[at].hash != 0 {
                 at = (at + 1) & mask;
             }
-            let words = if name.len() <= 16 { edge_words(name.as_bytes()) } else { (0, 0) };
+            let words = if name.len() <= 16 {
+                edge_words(name.as_bytes())
+            } else {
+                let start = long_names.len() as u64;
+                long_names.extend_from_slice(name.as_bytes());
+                (start, 0)
+            };
             slots[at] = NameSlot { hash, words, len: name.len() as u32, position: position as u32 };
         }
-        Self { slots, mask }
+        Self { slots, mask, long_names: long_names.into() }
     }
 
     // Forced inline into the evaluation path (see `published::SnapshotRead`).
     #[inline(always)]
-    fn get(&self, name: &str, features: &[CompiledFeature]) -> Option<usize> {
+    fn get(&self, name: &str) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -152,15 +162,22 @@ impl NameIndex {
             if slot.hash == 0 {
                 return None;
             }
-            if slot.hash == hash
-                && slot.len as usize == name.len()
-                && slot.words == words
-                && (short || text::same(features[slot.position as usize].name.as_bytes(), name.as_bytes()))
-            {
+            if slot.hash == hash && slot.len as usize == name.len() && self.same_name(slot, short, words, name) {
                 return Some(slot.position as usize);
             }
             at = (at + 1) & self.mask;
         }
+    }
+
+    /// Whether the slot (of a name as long as `name`) holds `name`, whose edge words are `words` when it
+    /// is `short`.
+    #[inline(always)]
+    fn same_name(&self, slot: &NameSlot, short: bool, words: (u64, u64), name: &str) -> bool {
+        if short {
+            return slot.words == words;
+        }
+        let start = slot.words.0 as usize;
+        self.long_names.get(start..start + name.len()).is_some_and(|text| text::same(text, name.as_bytes()))
     }
 }
 
@@ -489,7 +506,7 @@ impl Snapshot {
     /// The position of the flag called `name`.
     #[inline(always)]
     pub(crate) fn position(&self, name: &str) -> Option<usize> {
-        self.index.get(name, &self.features)
+        self.index.get(name)
     }
 
     /// Whether the flag at `at` is on for `context`.
