@@ -375,28 +375,23 @@ pub(crate) struct Definitions {
     pub(crate) user_overrides: HashMap<String, HashMap<String, bool>>,
 }
 
-impl Shortcut {
-    /// The answer of a shortcut that looks at the context; `None` for [`Shortcut::None`].
-    #[inline(never)]
-    fn evaluate(&self, context: &Context, env: &Environment<'_>) -> Option<(bool, Reason)> {
-        Some(match self {
-            Shortcut::None => return None,
-            Shortcut::Constant(enabled, reason) => (*enabled, *reason),
-            Shortcut::Constraints(constraints) => {
-                if constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos)) {
-                    (true, Reason::TargetingMatch)
-                } else {
-                    (false, Reason::Default)
-                }
-            }
-            Shortcut::Rollout { percentage, stickiness, group } => {
-                if rollout_holds(*percentage, stickiness, group, context) {
-                    (true, if *percentage < 100 { Reason::Split } else { Reason::TargetingMatch })
-                } else {
-                    (false, Reason::Default)
-                }
-            }
-        })
+/// [`Shortcut::Constraints`]: on exactly when every constraint holds.
+#[inline(never)]
+fn constraints_verdict(constraints: &[Constraint], context: &Context, env: &Environment<'_>) -> (bool, Reason) {
+    if constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos)) {
+        (true, Reason::TargetingMatch)
+    } else {
+        (false, Reason::Default)
+    }
+}
+
+/// [`Shortcut::Rollout`]: on when the context's bucket is in.
+#[inline(never)]
+fn rollout_verdict(percentage: u32, stickiness: &Stickiness, group: &GroupHash, context: &Context) -> (bool, Reason) {
+    if rollout_holds(percentage, stickiness, group, context) {
+        (true, if percentage < 100 { Reason::Split } else { Reason::TargetingMatch })
+    } else {
+        (false, Reason::Default)
     }
 }
 
@@ -522,7 +517,11 @@ impl Snapshot {
         match &self.features[at].shortcut {
             Shortcut::Constant(enabled, reason) => (*enabled, *reason),
             // Out of line, like the full evaluation, so that constant answers stay a few instructions.
-            shortcut => shortcut.evaluate(context, env).unwrap_or_else(|| self.evaluate_rules(at, context, env)),
+            Shortcut::Constraints(constraints) => constraints_verdict(constraints, context, env),
+            Shortcut::Rollout { percentage, stickiness, group } => {
+                rollout_verdict(*percentage, stickiness, group, context)
+            }
+            Shortcut::None => self.evaluate_rules(at, context, env),
         }
     }
 
