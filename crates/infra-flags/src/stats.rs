@@ -2,8 +2,8 @@
 //!
 //! Each flag has a row of per-thread stripes ([`infra_stripe::Striped`]): a thread is the only writer of
 //! its stripe, so counting is a plain load and store, and two threads never share a cache line. The last
-//! evaluation time is a coarse timestamp (`quanta::Clock::recent`, kept fresh by quanta's upkeep thread),
-//! written only when it has moved.
+//! evaluation time is a coarse timestamp (Unix nanoseconds from `coarse_clock`, or from the builder's
+//! clock), written only when it has moved.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,13 +30,15 @@ pub(crate) struct FlagStats {
 }
 
 impl FlagStats {
-    /// Records one evaluation; `now_raw` is a coarse raw clock reading.
+    /// Records one evaluation; `stamp` is its coarse time (Unix nanoseconds, never 0).
     #[inline]
-    pub(crate) fn record(&self, enabled: bool, now_raw: u64) {
+    pub(crate) fn record(&self, enabled: bool, stamp: u64) {
         let local = self.stripes.local();
         let stripe = local.stripe;
-        if stripe.last_seen.load(Ordering::Relaxed) != now_raw {
-            stripe.last_seen.store(now_raw, Ordering::Relaxed);
+        // Checked before the count is bumped: the load after the bump's store, on the same line, cost
+        // more than the check itself.
+        if stripe.last_seen.load(Ordering::Relaxed) != stamp {
+            stripe.last_seen.store(stamp, Ordering::Relaxed);
         }
         if enabled {
             bump(&stripe.yes, 1, local.exclusive);
@@ -51,7 +53,7 @@ impl FlagStats {
         variants.entry(name.into()).or_default().clone()
     }
 
-    /// Sums the stripes: (yes, no, latest raw timestamp, or 0 when never evaluated).
+    /// Sums the stripes: (yes, no, latest stamp, or 0 when never evaluated).
     pub(crate) fn totals(&self) -> (u64, u64, u64) {
         self.stripes.iter().fold((0, 0, 0), |(yes, no, last), stripe| {
             (
