@@ -361,13 +361,8 @@ impl Flags {
     /// time an evaluation is stamped with for analytics.
     #[inline]
     fn coarse_stamp(&self) -> u64 {
-        if self.inner.system_stamps {
-            let stamp = crate::coarse_clock::unix_nanos();
-            if stamp != 0 {
-                return stamp;
-            }
-        }
-        self.clock_stamp()
+        // `system_stamps` is set only when the clock thread started, so its reading is never 0 here.
+        if self.inner.system_stamps { crate::coarse_clock::unix_nanos() } else { self.clock_stamp() }
     }
 
     /// [`Flags::coarse_stamp`] from the builder's clock.
@@ -401,7 +396,7 @@ impl Flags {
         variant_of: impl FnOnce(&T) -> Option<&str>,
     ) -> Option<(bool, T)> {
         let inner = &*self.inner;
-        // The closure hands back only the answer: a flag that asks for exposure is told apart by a plain
+        // The evaluation hands back only the answer: a flag that asks for exposure is told apart by a plain
         // bool written beside it, and the listener gets the caller's `name` (equal to the flag's), so the
         // hot path moves no reference-counted name and no wide value through the thread-local access.
         let mut exposed = false;

@@ -1,7 +1,9 @@
 //! MurmurHash3 (x86, 32-bit) and Unleash's normalisation of it into buckets.
 //!
-//! Unleash hashes `"{group_id}:{identifier}"`. The parts are gathered on the stack (or, when long, hashed
-//! in sequence as if concatenated), so evaluation never builds that string on the heap.
+//! Unleash hashes `"{group_id}:{identifier}"`. Evaluation hashes `"{group_id}:"` once, when the flag set
+//! is compiled ([`GroupHash`]), and continues over the identifier in place; [`normalized_hash`] gathers
+//! the parts on the stack (or, when long, hashes them in sequence as if concatenated). Neither builds
+//! that string on the heap.
 
 /// The seed Unleash uses for rollout percentages.
 pub(crate) const ROLLOUT_SEED: u32 = 0;

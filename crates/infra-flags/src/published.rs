@@ -26,7 +26,8 @@ struct ThreadCache {
 }
 
 thread_local! {
-    // Initialised in place: no lazy-initialisation check on each access.
+    // Initialised in place: an access checks only that the destructor is registered, not a lazy
+    // initialiser.
     static CACHE: RefCell<ThreadCache> =
         const { RefCell::new(ThreadCache { entries: [None, None, None, None], next: 0 }) };
 }

@@ -15,8 +15,9 @@ use crate::hash::{GroupHash, ROLLOUT_SEED, VARIANT_SEED, normalized_hash};
 use crate::stats::FlagStats;
 use crate::text::{self, edge_words};
 
-/// FxHash: flag names come from the flag set, not from requests, so a fast non-keyed hash is safe here
-/// and saves most of a lookup's cost. Words are mixed eight bytes at a time, the tail padded into one.
+/// FxHash, for the per-flag user overrides and the file source's fingerprint: their keys come from the
+/// flag set, not from requests, so a fast non-keyed hash is safe. Words are mixed eight bytes at a time,
+/// the tail padded into one. (Flag names have their own hash, [`name_hash`].)
 #[derive(Default, Clone, Copy)]
 pub(crate) struct FxHasher(u64);
 
@@ -326,8 +327,8 @@ enum Shortcut {
     Constant(bool, Reason),
     /// On exactly when every constraint holds: one `default` strategy with constraints.
     Constraints(Box<[Constraint]>),
-    /// One rollout strategy without constraints.
-    Rollout { percentage: u32, stickiness: Stickiness, group: GroupHash },
+    /// One rollout strategy without constraints; `reason` is what it answers when it holds.
+    Rollout { percentage: u32, stickiness: Stickiness, group: GroupHash, reason: Reason },
 }
 
 /// The variant a context gets.
@@ -375,24 +376,15 @@ pub(crate) struct Definitions {
     pub(crate) user_overrides: HashMap<String, HashMap<String, bool>>,
 }
 
-/// [`Shortcut::Constraints`]: on exactly when every constraint holds.
-#[inline(never)]
-fn constraints_verdict(constraints: &[Constraint], context: &Context, env: &Environment<'_>) -> (bool, Reason) {
-    if constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos)) {
-        (true, Reason::TargetingMatch)
-    } else {
-        (false, Reason::Default)
-    }
+/// Why a flag is on when `kind` is the strategy that holds.
+fn strategy_reason(kind: &StrategyKind) -> Reason {
+    if kind.splits() { Reason::Split } else { Reason::TargetingMatch }
 }
 
 /// [`Shortcut::Rollout`]: on when the context's bucket is in.
 #[inline(never)]
-fn rollout_verdict(percentage: u32, stickiness: &Stickiness, group: &GroupHash, context: &Context) -> (bool, Reason) {
-    if rollout_holds(percentage, stickiness, group, context) {
-        (true, if percentage < 100 { Reason::Split } else { Reason::TargetingMatch })
-    } else {
-        (false, Reason::Default)
-    }
+fn rollout_verdict(percentage: u32, stickiness: &Stickiness, group: &GroupHash, context: &Context) -> bool {
+    rollout_holds(percentage, stickiness, group, context)
 }
 
 /// The [`Shortcut`] for a flag's rules; only flags without overrides or dependencies have one.
@@ -411,12 +403,17 @@ fn shortcut(
     match strategies {
         [] => Shortcut::Constant(true, Reason::Static),
         [first, ..] if matches!(first.kind, StrategyKind::Always) && first.constraints.is_empty() => {
-            Shortcut::Constant(true, Reason::TargetingMatch)
+            Shortcut::Constant(true, strategy_reason(&first.kind))
         }
         [only] => match &only.kind {
             StrategyKind::Always => Shortcut::Constraints(only.constraints.clone()),
             StrategyKind::Rollout { percentage, stickiness, group } if only.constraints.is_empty() => {
-                Shortcut::Rollout { percentage: *percentage, stickiness: stickiness.clone(), group: *group }
+                Shortcut::Rollout {
+                    percentage: *percentage,
+                    stickiness: stickiness.clone(),
+                    group: *group,
+                    reason: strategy_reason(&only.kind),
+                }
             }
             _ => Shortcut::None,
         },
@@ -517,9 +514,19 @@ impl Snapshot {
         match &self.features[at].shortcut {
             Shortcut::Constant(enabled, reason) => (*enabled, *reason),
             // Out of line, like the full evaluation, so that constant answers stay a few instructions.
-            Shortcut::Constraints(constraints) => constraints_verdict(constraints, context, env),
-            Shortcut::Rollout { percentage, stickiness, group } => {
-                rollout_verdict(*percentage, stickiness, group, context)
+            Shortcut::Constraints(constraints) => {
+                if constraints_hold(constraints, context, env) {
+                    (true, Reason::TargetingMatch)
+                } else {
+                    (false, Reason::Default)
+                }
+            }
+            Shortcut::Rollout { percentage, stickiness, group, reason } => {
+                if rollout_verdict(*percentage, stickiness, group, context) {
+                    (true, *reason)
+                } else {
+                    (false, Reason::Default)
+                }
             }
             Shortcut::None => self.evaluate_rules(at, context, env),
         }
@@ -545,8 +552,7 @@ impl Snapshot {
             return (true, Reason::Static);
         }
         match feature.strategies.iter().find(|strategy| strategy_holds(strategy, &feature.name, context, env)) {
-            Some(strategy) if strategy.kind.splits() => (true, Reason::Split),
-            Some(_) => (true, Reason::TargetingMatch),
+            Some(strategy) => (true, strategy_reason(&strategy.kind)),
             None => (false, Reason::Default),
         }
     }

@@ -84,8 +84,8 @@ impl Sampler {
         matches!(self, Sampler::AlwaysOff | Sampler::ParentBased(_))
     }
 
-    /// The decision the tracer asks for: the common samplers (on, off, ratio, and those under a
-    /// parent-based rule) decided inline from values in registers; the others through
+    /// The decision the tracer asks for: the common samplers (on, off, ratio, alone or as the root rule of
+    /// a parent-based one) decided inline from values in registers; the others through
     /// [`Sampler::decide`], with the input built in memory. (Building it for every span cost more than
     /// an unsampled span's whole budget: the trace id, stored in halves and read back whole, stalls.)
     #[inline(always)]
