@@ -23,13 +23,25 @@ use crate::error::LoadError;
 
 /// Loads in flight in one shard.
 pub(crate) struct Flights<K, V> {
-    table: HashTable<(u64, K, Arc<Flight<V>>)>,
+    table: HashTable<InFlight<K, V>>,
+    /// The token the next flight gets.
+    next_token: u64,
 }
 
 impl<K, V> Default for Flights<K, V> {
     fn default() -> Self {
-        Flights { table: HashTable::new() }
+        Flights { table: HashTable::new(), next_token: 0 }
     }
+}
+
+/// One load in flight. Most loads run alone: the [`Flight`] the waiters sleep on is allocated by the
+/// first caller that finds the load running, so a lone load allocates nothing and wakes no one.
+struct InFlight<K, V> {
+    hash: u64,
+    key: K,
+    /// Tells the leader's own entry apart when it retires (without comparing keys again).
+    token: u64,
+    flight: Option<Arc<Flight<V>>>,
 }
 
 struct Flight<V> {
@@ -113,8 +125,8 @@ enum Role<V> {
     Cached(V),
     /// Another caller is loading; wait for it.
     Follower(Arc<Flight<V>>),
-    /// This caller loads.
-    Leader(Arc<Flight<V>>),
+    /// This caller loads; the token identifies its entry in the table of flights.
+    Leader(u64),
 }
 
 /// Retires a flight with the outcome or, if dropped unfinished, with `unfinished` (the loader panicked,
@@ -127,7 +139,7 @@ where
 {
     cache: &'a Cache<K, V, S>,
     hash: u64,
-    flight: Arc<Flight<V>>,
+    token: u64,
     started: quanta::Instant,
     unfinished: Option<LoadError>,
 }
@@ -143,14 +155,18 @@ where
         let inner = &self.cache.inner;
         let took = inner.clock_now().duration_since(self.started);
         inner.counters.load(took, matches!(outcome, FlightState::Loaded(_)));
-        {
+        let waited_on = {
             let mut flights = inner.flights(self.hash);
-            if let Ok(entry) = flights.table.find_entry(self.hash, |(_, _, flight)| Arc::ptr_eq(flight, &self.flight)) {
-                entry.remove();
-            }
+            let waited_on = match flights.table.find_entry(self.hash, |flight| flight.token == self.token) {
+                Ok(entry) => entry.remove().0.flight,
+                Err(_) => None,
+            };
             inner.landings(self.hash).fetch_add(1, Ordering::Release);
+            waited_on
+        };
+        if let Some(flight) = waited_on {
+            flight.land(outcome);
         }
-        self.flight.land(outcome);
     }
 }
 
@@ -188,7 +204,7 @@ where
             Ok(value) => return value,
             Err(missed) => missed,
         };
-        let flight = loop {
+        let token = loop {
             match self.join(hash, &key, landings) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match flight.wait() {
@@ -196,10 +212,10 @@ where
                     // The leader panicked: try again, perhaps as the leader.
                     Err(_) => continue,
                 },
-                Role::Leader(flight) => break flight,
+                Role::Leader(token) => break token,
             }
         };
-        let mut guard = self.lead(hash, flight, LoadError::Panicked);
+        let mut guard = self.lead(hash, token, LoadError::Panicked);
         let value = init();
         self.insert_hashed(hash, key, value.clone(), ttl);
         guard.finish(FlightState::Loaded(value.clone()));
@@ -219,12 +235,12 @@ where
             Ok(value) => return Ok(value),
             Err(missed) => missed,
         };
-        let flight = match self.join(hash, &key, landings) {
+        let token = match self.join(hash, &key, landings) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return flight.wait(),
-            Role::Leader(flight) => flight,
+            Role::Leader(token) => token,
         };
-        let mut guard = self.lead(hash, flight, LoadError::Panicked);
+        let mut guard = self.lead(hash, token, LoadError::Panicked);
         let outcome = init().map_err(|error| LoadError::Failed(Arc::new(error)));
         self.settle(hash, key, outcome, &mut guard)
     }
@@ -237,17 +253,17 @@ where
             Ok(value) => return value,
             Err(missed) => missed,
         };
-        let flight = loop {
+        let token = loop {
             match self.join(hash, &key, landings) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match Landing(flight).await {
                     Ok(value) => return value,
                     Err(_) => continue,
                 },
-                Role::Leader(flight) => break flight,
+                Role::Leader(token) => break token,
             }
         };
-        let mut guard = self.lead(hash, flight, LoadError::Abandoned);
+        let mut guard = self.lead(hash, token, LoadError::Abandoned);
         let value = init.await;
         self.insert_hashed(hash, key, value.clone(), None);
         guard.finish(FlightState::Loaded(value.clone()));
@@ -268,12 +284,12 @@ where
             Ok(value) => return Ok(value),
             Err(missed) => missed,
         };
-        let flight = match self.join(hash, &key, landings) {
+        let token = match self.join(hash, &key, landings) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return Landing(flight).await,
-            Role::Leader(flight) => flight,
+            Role::Leader(token) => token,
         };
-        let mut guard = self.lead(hash, flight, LoadError::Abandoned);
+        let mut guard = self.lead(hash, token, LoadError::Abandoned);
         let outcome = init.await.map_err(|error| LoadError::Failed(Arc::new(error)));
         self.settle(hash, key, outcome, &mut guard)
     }
@@ -316,16 +332,16 @@ where
         }
     }
 
-    fn lead(&self, hash: u64, flight: Arc<Flight<V>>, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {
-        LeaderGuard { cache: self, hash, flight, started: self.inner.clock_now(), unfinished: Some(unfinished) }
+    fn lead(&self, hash: u64, token: u64, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {
+        LeaderGuard { cache: self, hash, token, started: self.inner.clock_now(), unfinished: Some(unfinished) }
     }
 
     /// Joins the flight for `key`, or starts one. `landings` is the shard's count of retired flights as
     /// the caller saw it before the miss that brought it here.
     fn join(&self, hash: u64, key: &K, landings: u64) -> Role<V> {
         let mut flights = self.inner.flights(hash);
-        if let Some((_, _, flight)) = flights.table.find(hash, |(_, other, _)| other == key) {
-            return Role::Follower(Arc::clone(flight));
+        if let Some(running) = flights.table.find_mut(hash, |running| running.key == *key) {
+            return Role::Follower(Arc::clone(running.flight.get_or_insert_with(Flight::new)));
         }
         // A leader inserts before it retires its flight, and counts the retirement under this lock:
         // if a flight landed since the caller's miss, the value may be here now.
@@ -334,8 +350,11 @@ where
         {
             return Role::Cached(value);
         }
-        let flight = Flight::new();
-        flights.table.insert_unique(hash, (hash, key.clone(), Arc::clone(&flight)), |(hash, _, _)| *hash);
-        Role::Leader(flight)
+        let token = flights.next_token;
+        flights.next_token += 1;
+        flights
+            .table
+            .insert_unique(hash, InFlight { hash, key: key.clone(), token, flight: None }, |running| running.hash);
+        Role::Leader(token)
     }
 }

@@ -52,33 +52,49 @@ enum Region {
     Protected = 2,
 }
 
-/// What the read path needs of an entry; the rest lives in [`Links`], which only writers touch, so
-/// that slots stay small and more of them share the cache.
+/// A cached key and value.
 #[derive(Debug)]
 struct Entry<K, V> {
     key: K,
     value: V,
 }
 
+/// An entry and everything the cache keeps about it, on one cache line of its own when the key and
+/// value take 16 bytes or less together (two `u64`s, or a `u64` and an `Arc`): a read finds the value,
+/// its expiry and its hit count there, and the policy finds the queue links, hash and weight there too,
+/// so every entry the policy visits costs one line, not one for the read fields and one for the links.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot<K, V> {
     entry: Option<Entry<K, V>>,
-    /// [`HITS`] and [`REFERENCED`].
-    meta: AtomicU8,
     /// When the entry expires, in clock nanoseconds (the deadline, or sooner by time to idle).
     expires: AtomicU64,
-}
-
-/// An entry's place in the policy's queues and the facts only the write path needs.
-#[derive(Debug, Clone, Copy)]
-struct Links {
-    prev: u32,
-    next: u32,
-    region: Region,
-    weight: u32,
-    hash: u64,
     /// When the entry's time to live ends, in clock nanoseconds, or [`NEVER`].
     deadline: u64,
+    hash: u64,
+    prev: u32,
+    next: u32,
+    weight: u32,
+    /// [`HITS`] and [`REFERENCED`].
+    meta: AtomicU8,
+    region: Region,
+}
+
+impl<K, V> Slot<K, V> {
+    /// A slot holding `entry` at the window's head position, not yet linked.
+    fn new(entry: Entry<K, V>, expires: u64, hash: u64, weight: u32, deadline: u64) -> Self {
+        Slot {
+            entry: Some(entry),
+            expires: AtomicU64::new(expires),
+            deadline,
+            hash,
+            prev: NIL,
+            next: NIL,
+            weight,
+            meta: AtomicU8::new(0),
+            region: Region::Window,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +162,6 @@ pub(crate) struct Tuning {
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     slots: Vec<Slot<K, V>>,
-    links: Vec<Links>,
     free: Vec<u32>,
     queues: [Queue; 3],
     max_weight: u64,
@@ -169,7 +184,6 @@ impl<K, V> Shard<K, V> {
         Shard {
             table: HashTable::new(),
             slots: Vec::new(),
-            links: Vec::new(),
             free: Vec::new(),
             queues: [Queue::EMPTY; 3],
             max_weight,
@@ -230,8 +244,7 @@ impl<K, V> Shard<K, V> {
                 // Its time is up: a miss. The entry is reclaimed by the next write or sweep.
                 return None;
             }
-            // Only time to idle and refresh-ahead need the deadline: the links' cache line is read then.
-            let deadline = || self.links[index as usize].deadline;
+            let deadline = || slot.deadline;
             if let Some(idle) = idle {
                 let renewed = now.saturating_add(idle).min(deadline());
                 if renewed != expires {
@@ -282,16 +295,15 @@ impl<K, V> Shard<K, V> {
             let slot = &mut self.slots[index as usize];
             let Some(entry) = slot.entry.as_mut() else { return };
             let old_value = std::mem::replace(&mut entry.value, value);
-            let links = &mut self.links[index as usize];
-            let old_weight = std::mem::replace(&mut links.weight, weight);
-            if (links.deadline == NEVER) != (deadline == NEVER) {
+            let old_weight = std::mem::replace(&mut slot.weight, weight);
+            if (slot.deadline == NEVER) != (deadline == NEVER) {
                 if deadline == NEVER { self.expiring -= 1 } else { self.expiring += 1 }
             }
-            links.deadline = deadline;
+            slot.deadline = deadline;
             slot.expires.store(expires, Ordering::Relaxed);
             slot.meta.store(slot.meta.load(Ordering::Relaxed) & !REFRESHING, Ordering::Relaxed);
             touch(&slot.meta);
-            let region = links.region as usize;
+            let region = slot.region as usize;
             self.queues[region].weight = self.queues[region].weight - u64::from(old_weight) + u64::from(weight);
             self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
             removed.push(Removed { key, value: old_value, cause: RemovalCause::Replaced });
@@ -305,8 +317,8 @@ impl<K, V> Shard<K, V> {
                 return;
             }
             let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline);
-            let links = &self.links;
-            self.table.insert_unique(hash, index, |&i| links[i as usize].hash);
+            let slots = &self.slots;
+            self.table.insert_unique(hash, index, |&i| slots[i as usize].hash);
             self.push_front(Region::Window, index);
             self.weight += u64::from(weight);
             if deadline != NEVER {
@@ -347,7 +359,6 @@ impl<K, V> Shard<K, V> {
         }
         self.ghosts.clear();
         self.slots.clear();
-        self.links.clear();
         self.free.clear();
         self.sweep_cursor = 0;
     }
@@ -383,7 +394,7 @@ impl<K, V> Shard<K, V> {
                 {
                     visit(&entry.key, &entry.value, self.frequency(index));
                 }
-                index = self.links[index as usize].next;
+                index = self.slots[index as usize].next;
             }
         }
     }
@@ -392,7 +403,6 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.table.capacity() * (size_of::<u32>() + 1)
             + self.slots.capacity() * size_of::<Slot<K, V>>()
-            + self.links.capacity() * size_of::<Links>()
             + self.free.capacity() * 4
             + self.sketch.heap_bytes()
             + self.ghosts.heap_bytes()
@@ -454,8 +464,8 @@ impl<K, V> Shard<K, V> {
         if victim == candidate {
             return;
         }
-        let candidate_hash = self.links[candidate as usize].hash;
-        let victim_hash = self.links[victim as usize].hash;
+        let candidate_hash = self.slots[candidate as usize].hash;
+        let victim_hash = self.slots[victim as usize].hash;
         let candidate_frequency = self.frequency(candidate);
         let mut admitted = candidate_frequency > self.frequency(victim)
             || (candidate_frequency >= HOT_CANDIDATE && self.next_random() & 127 == 0);
@@ -522,8 +532,9 @@ impl<K, V> Shard<K, V> {
 
     /// Estimated popularity: the sketch's count from before the entry was cached plus its hits since.
     fn frequency(&self, index: u32) -> u8 {
-        let hits = self.slots[index as usize].meta.load(Ordering::Relaxed) & HITS;
-        (self.sketch.frequency(self.links[index as usize].hash) + hits).min(15)
+        let slot = &self.slots[index as usize];
+        let hits = slot.meta.load(Ordering::Relaxed) & HITS;
+        (self.sketch.frequency(slot.hash) + hits).min(15)
     }
 
     /// Clears the referenced bit, returning whether it was set.
@@ -566,7 +577,7 @@ impl<K, V> Shard<K, V> {
     }
 
     fn evict(&mut self, index: u32, cause: RemovalCause, removed: &mut RemovedList<K, V>) {
-        let hash = self.links[index as usize].hash;
+        let hash = self.slots[index as usize].hash;
         let (entry, hits) = self.take(index);
         // What the slot counted would otherwise be forgotten; the sketch keeps it for a later return.
         if self.sketch.add(hash, hits) {
@@ -577,7 +588,8 @@ impl<K, V> Shard<K, V> {
 
     /// Unlinks a slot and frees it, returning its entry and hit count.
     fn take(&mut self, index: u32) -> (Entry<K, V>, u8) {
-        let Links { hash, weight, deadline, .. } = self.links[index as usize];
+        let slot = &self.slots[index as usize];
+        let (hash, weight, deadline) = (slot.hash, slot.weight, slot.deadline);
         if let Ok(found) = self.table.find_entry(hash, |&i| i == index) {
             found.remove();
         }
@@ -596,15 +608,12 @@ impl<K, V> Shard<K, V> {
     }
 
     fn allocate(&mut self, entry: Entry<K, V>, expires: u64, hash: u64, weight: u32, deadline: u64) -> u32 {
-        let slot = Slot { entry: Some(entry), meta: AtomicU8::new(0), expires: AtomicU64::new(expires) };
-        let links = Links { prev: NIL, next: NIL, region: Region::Window, weight, hash, deadline };
+        let slot = Slot::new(entry, expires, hash, weight, deadline);
         if let Some(index) = self.free.pop() {
             self.slots[index as usize] = slot;
-            self.links[index as usize] = links;
             index
         } else {
             self.slots.push(slot);
-            self.links.push(links);
             (self.slots.len() - 1) as u32
         }
     }
@@ -612,15 +621,15 @@ impl<K, V> Shard<K, V> {
     // ---- intrusive queues ----
 
     fn push_front(&mut self, region: Region, index: u32) {
-        let links = &mut self.links[index as usize];
-        let weight = u64::from(links.weight);
+        let slot = &mut self.slots[index as usize];
+        let weight = u64::from(slot.weight);
         let queue = &mut self.queues[region as usize];
         let head = queue.head;
-        links.prev = NIL;
-        links.next = head;
-        links.region = region;
+        slot.prev = NIL;
+        slot.next = head;
+        slot.region = region;
         if head != NIL {
-            self.links[head as usize].prev = index;
+            self.slots[head as usize].prev = index;
         } else {
             queue.tail = index;
         }
@@ -630,16 +639,16 @@ impl<K, V> Shard<K, V> {
     }
 
     fn unlink(&mut self, index: u32) {
-        let Links { prev, next, region, weight, .. } = self.links[index as usize];
-        let weight = u64::from(weight);
+        let slot = &self.slots[index as usize];
+        let (prev, next, region, weight) = (slot.prev, slot.next, slot.region, u64::from(slot.weight));
         let queue = &mut self.queues[region as usize];
         if prev != NIL {
-            self.links[prev as usize].next = next;
+            self.slots[prev as usize].next = next;
         } else {
             queue.head = next;
         }
         if next != NIL {
-            self.links[next as usize].prev = prev;
+            self.slots[next as usize].prev = prev;
         } else {
             queue.tail = prev;
         }
@@ -662,5 +671,17 @@ fn touch(meta: &AtomicU8) {
     let touched = if hits < HITS { (value & !HITS) | (hits + 1) | REFERENCED } else { value | REFERENCED };
     if touched != value {
         meta.store(touched, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_entries_take_one_cache_line() {
+        assert_eq!(size_of::<Slot<u64, u64>>(), 64);
+        assert_eq!(size_of::<Slot<u64, std::sync::Arc<String>>>(), 64);
+        assert_eq!(align_of::<Slot<u64, u64>>(), 64);
     }
 }
