@@ -82,7 +82,10 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         only.as_deref().map(|n| format!(" {n}")).unwrap_or_default()
     );
     let docs = crate::workspace_root().join("docs");
-    write_report(&docs, &groups, started, &invocation, extra.as_deref())?;
+    // The report this one replaces: its sections for groups not found under criterion's folder (measured
+    // on another machine, or before `target/` was cleaned) are carried over as earlier runs.
+    let previous = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap_or_default();
+    write_report(&docs, &groups, started, &invocation, extra.as_deref(), &previous)?;
     println!("wrote {}", docs.join("benchmarks.md").display());
     Ok(())
 }
@@ -170,6 +173,30 @@ fn utc_date(time: SystemTime) -> String {
     format!("{} {} UTC", &stamp[..10], &stamp[11..16])
 }
 
+/// The heading a section of the report gets when it is carried over from an earlier run.
+const EARLIER: &str = " (earlier run)";
+
+/// The name of the section under `## ` and its text (heading included), for every section of a report.
+fn sections(report: &str) -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in report.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            sections.push((heading.trim_end_matches(EARLIER).to_owned(), String::new()));
+        }
+        if let Some((_, text)) = sections.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    sections
+}
+
+/// A section carried over from an earlier report, its heading marked as such.
+fn as_earlier(name: &str, text: &str) -> String {
+    let body = text.split_once('\n').map_or("", |(_, body)| body);
+    format!("## {name}{EARLIER}\n{}", body.trim_end())
+}
+
 /// The cache-quality section, with a note when it was measured by an earlier run.
 fn read_extra_section(path: &Path, started: SystemTime) -> Result<Option<String>> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
@@ -184,6 +211,7 @@ fn write_report(
     started: SystemTime,
     invocation: &str,
     extra: Option<&str>,
+    previous: &str,
 ) -> Result<()> {
     let charts_dir = docs.join("bench-charts");
     std::fs::create_dir_all(&charts_dir)?;
@@ -197,7 +225,20 @@ fn write_report(
     writeln!(md, "  (`infra*` rows), so above 1.00 we are faster. The machine is small and shared: re-run before")?;
     writeln!(md, "  trusting a surprising figure. Groups marked *earlier run* were not measured by this command.\n")?;
 
-    for (group, measurements) in groups {
+    let carried: BTreeMap<String, String> = sections(previous)
+        .into_iter()
+        .filter(|(name, _)| !groups.contains_key(name) && !(name == "cache quality" && extra.is_some()))
+        .collect();
+    let mut names: Vec<&String> = groups.keys().chain(carried.keys()).collect();
+    names.sort();
+    // The cache-quality section comes last, after the timing groups.
+    names.retain(|name| name.as_str() != "cache quality");
+    for name in names {
+        let Some(measurements) = groups.get(name) else {
+            writeln!(md, "{}\n", as_earlier(name, &carried[name]))?;
+            continue;
+        };
+        let group = name;
         let fresh = measurements.iter().all(|m| m.measured >= started);
         writeln!(md, "## {group}{}\n", if fresh { "" } else { " (earlier run)" })?;
         let has_ours = measurements.iter().any(|m| is_ours(&m.function));
@@ -229,8 +270,10 @@ fn write_report(
         std::fs::write(charts_dir.join(&file_name), chart::render(group, &bars))?;
         writeln!(md, "\n![{group}](bench-charts/{file_name})\n")?;
     }
-    if let Some(extra) = extra {
-        writeln!(md, "{}", extra.trim_end())?;
+    match (extra, carried.get("cache quality")) {
+        (Some(extra), _) => writeln!(md, "{}", extra.trim_end())?,
+        (None, Some(earlier)) => writeln!(md, "{}", as_earlier("cache quality", earlier))?,
+        (None, None) => {}
     }
     std::fs::write(docs.join("benchmarks.md"), md)?;
     Ok(())
@@ -291,10 +334,27 @@ mod tests {
         assert_eq!(grp[1].median_ns, 25.0);
 
         let docs = dir.path().join("docs");
-        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench", Some("## extra\n\nbody")).unwrap();
+        let previous = "# Benchmarks\n\npreamble\n\n## grp\n\nold figures\n\n## aaa (earlier run)\n\nkept\n\n\
+                        ## zzz\n\nkept too\n\n## cache quality\n\nold quality\n";
+        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench", Some("## extra\n\nbody"), previous)
+            .unwrap();
         let md = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
         assert!(md.contains("| peer | 25.00 ns | 2.50 |"), "{md}");
         assert!(md.ends_with("## extra\n\nbody\n"), "{md}");
         assert!(docs.join("bench-charts/grp.svg").exists());
+        // Groups this run did not measure are carried over, in order, as earlier runs; measured ones and
+        // the old quality section are replaced.
+        let (aaa, grp, zzz) = (
+            md.find("## aaa (earlier run)\n\nkept\n").unwrap(),
+            md.find("## grp").unwrap(),
+            md.find("## zzz (earlier run)\n\nkept too\n").unwrap(),
+        );
+        assert!(aaa < grp && grp < zzz, "{md}");
+        assert!(!md.contains("old figures") && !md.contains("old quality") && !md.contains("preamble"), "{md}");
+
+        // Without a fresh quality section, the old one stays, last.
+        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench", None, previous).unwrap();
+        let md = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
+        assert!(md.ends_with("## cache quality (earlier run)\n\nold quality\n"), "{md}");
     }
 }

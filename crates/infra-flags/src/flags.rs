@@ -314,7 +314,7 @@ struct Evaluation<'a, E> {
     exposed: &'a mut bool,
 }
 
-impl<T, E: FnOnce(&Snapshot, usize, &Environment<'_>) -> (bool, T)> SnapshotRead for Evaluation<'_, E> {
+impl<T, E: FnOnce(&Snapshot, usize, &dyn Environment) -> (bool, T)> SnapshotRead for Evaluation<'_, E> {
     type Output = Option<(bool, T)>;
 
     // Forced inline: this is the whole hot path of `is_enabled`.
@@ -323,13 +323,23 @@ impl<T, E: FnOnce(&Snapshot, usize, &Environment<'_>) -> (bool, T)> SnapshotRead
         let flags = self.flags;
         let inner = &*flags.inner;
         let at = snapshot.position(self.name)?;
-        let now = || flags.now_unix_nanos();
-        let env = Environment { now_unix_nanos: &now, hostname: &inner.hostname };
-        let (enabled, detail) = (self.evaluate)(snapshot, at, &env);
+        let (enabled, detail) = (self.evaluate)(snapshot, at, flags);
         let feature = &snapshot.features[at];
         feature.stats.record(enabled, flags.coarse_stamp());
         *self.exposed = feature.impression_data || inner.expose_all;
         Some((enabled, detail))
+    }
+}
+
+/// The clock and host name, for the rules that read them.
+impl Environment for Flags {
+    fn now_unix_nanos(&self) -> i128 {
+        let elapsed = self.inner.clock.now().saturating_duration_since(self.inner.anchor_instant);
+        self.inner.anchor_wall_nanos + elapsed.as_nanos() as i128
+    }
+
+    fn hostname(&self) -> &str {
+        &self.inner.hostname
     }
 }
 
@@ -350,11 +360,6 @@ impl Flags {
             hostname: None,
             features: None,
         }
-    }
-
-    fn now_unix_nanos(&self) -> i128 {
-        let elapsed = self.inner.clock.now().saturating_duration_since(self.inner.anchor_instant);
-        self.inner.anchor_wall_nanos + elapsed.as_nanos() as i128
     }
 
     /// The Unix time in nanoseconds (at least 1, so that 0 means "never"), about a millisecond coarse: the
@@ -392,7 +397,7 @@ impl Flags {
         &self,
         name: &str,
         context: &Context,
-        evaluate: impl FnOnce(&Snapshot, usize, &Environment<'_>) -> (bool, T),
+        evaluate: impl FnOnce(&Snapshot, usize, &dyn Environment) -> (bool, T),
         variant_of: impl FnOnce(&T) -> Option<&str>,
     ) -> Option<(bool, T)> {
         let inner = &*self.inner;

@@ -58,7 +58,7 @@ mod text;
 #[cfg(feature = "unleash")]
 pub mod unleash;
 
-pub use context::{Context, USER_SEGMENTS_FIELD};
+pub use context::{Context, Properties, USER_SEGMENTS_FIELD};
 pub use definition::{
     ClientFeatures, ConstraintDefinition, DeltaEvent, DependencyDefinition, FeatureDefinition, FeatureUpdate,
     OverrideDefinition, Payload, SegmentDefinition, StrategyDefinition, VariantDefinition,

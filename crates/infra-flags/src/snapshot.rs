@@ -101,6 +101,8 @@ fn fold_multiply(a: u64, b: u64) -> u64 {
 fn name_hash(name: &str) -> u64 {
     const K0: u64 = 0x243f_6a88_85a3_08d3;
     const K1: u64 = 0x1319_8a2e_0370_7344;
+    const K2: u64 = 0xa409_3822_299f_31d0;
+    const K3: u64 = 0x082e_fa98_ec4e_6c89;
     let bytes = name.as_bytes();
     let n = bytes.len();
     let seed = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -111,7 +113,8 @@ fn name_hash(name: &str) -> u64 {
     if n <= 32 {
         let (first, second) = edge_words(&bytes[..16]);
         let (third, last) = edge_words(&bytes[n - 16..]);
-        return fold_multiply(fold_multiply(first ^ K0 ^ seed, second ^ K1) ^ third, last ^ K0) | 1;
+        // Two independent products: their latencies overlap, where a chain of two would add up.
+        return (fold_multiply(first ^ K0 ^ seed, second ^ K1) ^ fold_multiply(third ^ K2, last ^ K3)) | 1;
     }
     let mut hash = seed;
     let mut rest = bytes;
@@ -312,7 +315,12 @@ pub(crate) struct CompiledFeature {
     pub(crate) impression_data: bool,
     pub(crate) stats: Arc<FlagStats>,
     disabled_counter: Arc<AtomicU64>,
-    /// The flag's rules in a shorter form, when they have one of the common shapes.
+    /// The answer for every context, when the rules do not look at the context (off, on without
+    /// strategies, or a first strategy that always holds): on/off flags evaluate with one load. Kept
+    /// apart from [`Shortcut`] and tested first: dispatched in one `match` with the shortcuts, constant
+    /// answers went through a jump table whose load sat on the path of every evaluation.
+    constant: Option<(bool, Reason)>,
+    /// The flag's rules in a shorter form, when they have one of the other common shapes.
     shortcut: Shortcut,
 }
 
@@ -320,11 +328,8 @@ pub(crate) struct CompiledFeature {
 /// what [`Snapshot::evaluate_rules`] would.
 #[derive(Debug)]
 enum Shortcut {
-    /// Any other shape: the full evaluation.
+    /// Any other shape (or a constant answer): the full evaluation.
     None,
-    /// The answer for every context, when the rules do not look at the context (off, on without
-    /// strategies, or a first strategy that always holds): on/off flags evaluate with one load.
-    Constant(bool, Reason),
     /// On exactly when every constraint holds: one `default` strategy with constraints.
     Constraints(Box<[Constraint]>),
     /// One rollout strategy without constraints; `reason` is what it answers when it holds.
@@ -353,11 +358,14 @@ impl VariantResult {
     }
 }
 
-/// Everything an evaluation needs besides the context: the clock's time for date constraints and the
-/// host name.
-pub(crate) struct Environment<'a> {
-    pub(crate) now_unix_nanos: &'a dyn Fn() -> i128,
-    pub(crate) hostname: &'a str,
+/// What an evaluation may need besides the context: the clock's time for date constraints and the host
+/// name. Evaluations get it as a trait object (the flag set itself), so the many that need neither
+/// build nothing for it.
+pub(crate) trait Environment {
+    /// The clock's time, in nanoseconds since the Unix epoch.
+    fn now_unix_nanos(&self) -> i128;
+    /// This machine's host name, for `applicationHostname` strategies.
+    fn hostname(&self) -> &str;
 }
 
 /// A compiled flag set.
@@ -387,24 +395,39 @@ fn rollout_verdict(percentage: u32, stickiness: &Stickiness, group: &GroupHash, 
     rollout_holds(percentage, stickiness, group, context)
 }
 
-/// The [`Shortcut`] for a flag's rules; only flags without overrides or dependencies have one.
+/// The constant answer for a flag's rules, if they do not look at the context; only flags without
+/// overrides or dependencies have one.
+fn constant_answer(
+    enabled: bool,
+    strategies: &[Strategy],
+    dependencies: &[Dependency],
+    overrides: &FxMap<Box<str>, bool>,
+) -> Option<(bool, Reason)> {
+    if !overrides.is_empty() || !dependencies.is_empty() {
+        return None;
+    }
+    match strategies {
+        _ if !enabled => Some((false, Reason::Disabled)),
+        [] => Some((true, Reason::Static)),
+        [first, ..] if matches!(first.kind, StrategyKind::Always) && first.constraints.is_empty() => {
+            Some((true, strategy_reason(&first.kind)))
+        }
+        _ => None,
+    }
+}
+
+/// The [`Shortcut`] for a flag's rules without a [`constant_answer`]; only flags without overrides or
+/// dependencies have one.
 fn shortcut(
     enabled: bool,
     strategies: &[Strategy],
     dependencies: &[Dependency],
     overrides: &FxMap<Box<str>, bool>,
 ) -> Shortcut {
-    if !overrides.is_empty() || !dependencies.is_empty() {
+    if !overrides.is_empty() || !dependencies.is_empty() || !enabled {
         return Shortcut::None;
     }
-    if !enabled {
-        return Shortcut::Constant(false, Reason::Disabled);
-    }
     match strategies {
-        [] => Shortcut::Constant(true, Reason::Static),
-        [first, ..] if matches!(first.kind, StrategyKind::Always) && first.constraints.is_empty() => {
-            Shortcut::Constant(true, strategy_reason(&first.kind))
-        }
         [only] => match &only.kind {
             StrategyKind::Always => Shortcut::Constraints(only.constraints.clone()),
             StrategyKind::Rollout { percentage, stickiness, group } if only.constraints.is_empty() => {
@@ -477,9 +500,14 @@ impl Snapshot {
                 .get(flag)
                 .map(|users| users.iter().map(|(user, value)| (Box::from(user.as_str()), *value)).collect())
                 .unwrap_or_default();
-            let shortcut = shortcut(feature.enabled, &strategies, &dependencies, &overrides);
+            let constant = constant_answer(feature.enabled, &strategies, &dependencies, &overrides);
+            let shortcut = match constant {
+                Some(_) => Shortcut::None,
+                None => shortcut(feature.enabled, &strategies, &dependencies, &overrides),
+            };
             compiled.push(CompiledFeature {
                 name: name.clone(),
+                constant,
                 shortcut,
                 enabled: feature.enabled,
                 strategies: strategies.into(),
@@ -503,16 +531,19 @@ impl Snapshot {
 
     /// Whether the flag at `at` is on for `context`.
     #[inline]
-    pub(crate) fn is_enabled_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> bool {
+    pub(crate) fn is_enabled_at(&self, at: usize, context: &Context, env: &dyn Environment) -> bool {
         // The reason is pure bookkeeping; inlined here, the compiler drops it.
         self.evaluate_at(at, context, env).0
     }
 
     /// Whether the flag at `at` is on for `context`, and what decided it.
     #[inline]
-    pub(crate) fn evaluate_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, Reason) {
-        match &self.features[at].shortcut {
-            Shortcut::Constant(enabled, reason) => (*enabled, *reason),
+    pub(crate) fn evaluate_at(&self, at: usize, context: &Context, env: &dyn Environment) -> (bool, Reason) {
+        let feature = &self.features[at];
+        if let Some(answer) = feature.constant {
+            return answer;
+        }
+        match &feature.shortcut {
             // Out of line, like the full evaluation, so that constant answers stay a few instructions.
             Shortcut::Constraints(constraints) => {
                 if constraints_hold(constraints, context, env) {
@@ -535,7 +566,7 @@ impl Snapshot {
     /// [`Snapshot::evaluate_at`] for flags whose answer depends on the context: out of line, so that the
     /// constant answers stay a few instructions.
     #[inline(never)]
-    fn evaluate_rules(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, Reason) {
+    fn evaluate_rules(&self, at: usize, context: &Context, env: &dyn Environment) -> (bool, Reason) {
         let feature = &self.features[at];
         if !feature.overrides.is_empty()
             && let Some(value) = context.user_id.as_deref().and_then(|user| feature.overrides.get(user))
@@ -558,7 +589,7 @@ impl Snapshot {
     }
 
     #[inline(never)]
-    fn dependencies_hold(&self, feature: &CompiledFeature, context: &Context, env: &Environment<'_>) -> bool {
+    fn dependencies_hold(&self, feature: &CompiledFeature, context: &Context, env: &dyn Environment) -> bool {
         feature.dependencies.iter().all(|dependency| {
             let Some(parent_at) = dependency.parent else { return false };
             let parent = &self.features[parent_at];
@@ -583,7 +614,7 @@ impl Snapshot {
         &'s self,
         feature: &'s CompiledFeature,
         context: &Context,
-        env: &Environment<'_>,
+        env: &dyn Environment,
     ) -> Option<&'s Variant> {
         let from_strategy = feature.strategies.iter().find_map(|strategy| {
             let set = strategy.variants.as_ref()?;
@@ -596,7 +627,7 @@ impl Snapshot {
     }
 
     /// The variant for `context` of the flag at `at`, counting it.
-    pub(crate) fn variant_at(&self, at: usize, context: &Context, env: &Environment<'_>) -> (bool, VariantResult) {
+    pub(crate) fn variant_at(&self, at: usize, context: &Context, env: &dyn Environment) -> (bool, VariantResult) {
         let feature = &self.features[at];
         let enabled = self.is_enabled_at(at, context, env);
         let result = if enabled { self.pick_variant(feature, context, env) } else { None };
@@ -622,7 +653,7 @@ impl Snapshot {
 }
 
 #[inline]
-fn strategy_holds(strategy: &Strategy, flag: &str, context: &Context, env: &Environment<'_>) -> bool {
+fn strategy_holds(strategy: &Strategy, flag: &str, context: &Context, env: &dyn Environment) -> bool {
     // The common strategies (`default`, rollouts) are decided here, inline; the others, and constraints,
     // are calls, which keeps this path's code (and its stack frame) small.
     let kind_holds = match &strategy.kind {
@@ -637,8 +668,8 @@ fn strategy_holds(strategy: &Strategy, flag: &str, context: &Context, env: &Envi
 
 /// Whether every constraint holds.
 #[inline(never)]
-fn constraints_hold(constraints: &[Constraint], context: &Context, env: &Environment<'_>) -> bool {
-    constraints.iter().all(|constraint| constraint.holds(context, env.now_unix_nanos))
+fn constraints_hold(constraints: &[Constraint], context: &Context, env: &dyn Environment) -> bool {
+    constraints.iter().all(|constraint| constraint.holds(context, env))
 }
 
 /// Whether the context's bucket in `group` is within `percentage` (a random one without a sticky value).
@@ -659,7 +690,7 @@ fn rollout_holds(percentage: u32, stickiness: &Stickiness, group: &GroupHash, co
 }
 
 #[inline(never)]
-fn kind_holds(kind: &StrategyKind, flag: &str, context: &Context, env: &Environment<'_>) -> bool {
+fn kind_holds(kind: &StrategyKind, flag: &str, context: &Context, env: &dyn Environment) -> bool {
     match kind {
         StrategyKind::Always => true,
         StrategyKind::Never => false,
@@ -673,7 +704,7 @@ fn kind_holds(kind: &StrategyKind, flag: &str, context: &Context, env: &Environm
             .as_deref()
             .and_then(|address| address.trim().parse().ok())
             .is_some_and(|ip| networks.iter().any(|network| network.contains(ip))),
-        StrategyKind::Hostname(names) => names.iter().any(|name| name.eq_ignore_ascii_case(env.hostname)),
+        StrategyKind::Hostname(names) => names.iter().any(|name| name.eq_ignore_ascii_case(env.hostname())),
         StrategyKind::Code(CodeRule::Rollout { percentage, default_value }) => match context.user_id.as_deref() {
             Some(user) => f64::from(normalized_hash(flag, user, 100, ROLLOUT_SEED)) <= *percentage,
             None => *default_value,

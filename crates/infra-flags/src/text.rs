@@ -51,6 +51,15 @@ pub(crate) struct Needle {
     text: Box<str>,
 }
 
+/// Needles are equal when their texts are (the words follow from the text).
+impl PartialEq for Needle {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Needle {}
+
 impl Needle {
     pub(crate) fn new(text: &str) -> Self {
         let words = if text.len() <= 16 { edge_words(text.as_bytes()) } else { (0, 0) };
@@ -66,7 +75,41 @@ impl Needle {
     #[inline(always)]
     pub(crate) fn equals(&self, value: &[u8]) -> bool {
         let n = self.text.len();
-        n == value.len() && if n <= 16 { edge_words(value) == self.words } else { same(self.text.as_bytes(), value) }
+        n == value.len() && if n <= 16 { edge_words(value) == self.words } else { self.equals_long(value) }
+    }
+
+    /// [`Needle::equals`] for texts over 16 bytes (rare in rules), out of line: inline, its code and the
+    /// `memcmp` call would have every check that compares a needle save and restore registers.
+    #[cold]
+    #[inline(never)]
+    fn equals_long(&self, value: &[u8]) -> bool {
+        same(self.text.as_bytes(), value)
+    }
+
+    /// Whether the text is at most 16 bytes long, so that its words determine it.
+    pub(crate) fn is_short(&self) -> bool {
+        self.text.len() <= 16
+    }
+
+    /// Whether a value of `len` bytes whose [`edge_words`] are `words` is this text; for short needles
+    /// only (a long one's words are not its text's).
+    #[inline(always)]
+    pub(crate) fn is_short_text(&self, len: usize, words: (u64, u64)) -> bool {
+        self.text.len() == len && self.words == words
+    }
+
+    /// Whether `value` starts with this text; for short needles only.
+    #[inline(always)]
+    pub(crate) fn short_prefix_of(&self, value: &[u8]) -> bool {
+        let n = self.text.len();
+        value.len() >= n && edge_words(&value[..n]) == self.words
+    }
+
+    /// Whether `value` ends with this text; for short needles only.
+    #[inline(always)]
+    pub(crate) fn short_suffix_of(&self, value: &[u8]) -> bool {
+        let n = self.text.len();
+        value.len() >= n && edge_words(&value[value.len() - n..]) == self.words
     }
 
     /// Whether `value` starts with this text.
@@ -114,6 +157,13 @@ mod tests {
                     assert_eq!(needle.equals(value), value == text, "{needle_len} {start} {len}");
                     assert_eq!(needle.starts(value), value.starts_with(text), "{needle_len} {start} {len}");
                     assert_eq!(needle.ends(value), value.ends_with(text), "{needle_len} {start} {len}");
+                    if needle.is_short() {
+                        assert_eq!(needle.short_prefix_of(value), value.starts_with(text));
+                        assert_eq!(needle.short_suffix_of(value), value.ends_with(text));
+                        if len <= 16 {
+                            assert_eq!(needle.is_short_text(len, edge_words(value)), value == text);
+                        }
+                    }
                 }
             }
         }

@@ -134,7 +134,7 @@ fn to_yggdrasil(context: &Context) -> unleash_yggdrasil::Context {
         current_time: context.current_time.clone(),
         remote_address: context.remote_address.clone(),
         properties: (!context.properties.is_empty())
-            .then(|| context.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()),
+            .then(|| context.properties.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<HashMap<_, _>>()),
     }
 }
 
