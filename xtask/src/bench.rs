@@ -227,7 +227,11 @@ fn write_report(
 
     let carried: BTreeMap<String, String> = sections(previous)
         .into_iter()
-        .filter(|(name, _)| !groups.contains_key(name) && !(name == "cache quality" && extra.is_some()))
+        .filter(|(name, _)| {
+            // A fresh quality section replaces the old one.
+            let replaced = name == "cache quality" && extra.is_some();
+            !groups.contains_key(name) && !replaced
+        })
         .collect();
     let mut names: Vec<&String> = groups.keys().chain(carried.keys()).collect();
     names.sort();
