@@ -224,18 +224,19 @@ where
         found
     }
 
-    /// [`get`](Self::get) without counting a hit or a miss (it still counts as an access).
-    #[inline]
+    /// [`get`](Self::get) without counting a hit or a miss (it still counts as an access). The read
+    /// path is forced inline into `get` (its rare branches are calls), so callers get it whole.
+    #[inline(always)]
     pub(crate) fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.peek_hashed(self.inner.hasher.hash_one(key), key)
+        self.peek_hashed(self.inner.hash_of(key), key)
     }
 
     /// [`peek`](Self::peek) with the key's hash already computed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn peek_hashed<Q>(&self, hash: u64, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -252,14 +253,14 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.inner.hasher.hash_one(key);
+        let hash = self.inner.hash_of(key);
         let now = self.inner.now();
         self.inner.read(hash).contains(hash, key, now)
     }
 
     /// Inserts or replaces the value for `key`, with the cache's time to live (the seed's `set`).
     pub fn insert(&self, key: K, value: V) {
-        let hash = self.inner.hasher.hash_one(&key);
+        let hash = self.inner.hash_of(&key);
         self.inner.insert(hash, key, value, self.inner.time_to_live);
     }
 
@@ -268,7 +269,7 @@ where
     /// A zero `ttl` stores nothing: an entry already there for the key is removed (as replaced) and the
     /// listener hears of the new value as expired.
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        let hash = self.inner.hasher.hash_one(&key);
+        let hash = self.inner.hash_of(&key);
         self.insert_hashed(hash, key, value, Some(ttl));
     }
 
@@ -300,7 +301,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.inner.hasher.hash_one(key);
+        let hash = self.inner.hash_of(key);
         let taken = self.inner.write(hash).remove(hash, key);
         let (key, value, expires) = taken?;
         if self.inner.now() >= expires {
@@ -400,6 +401,15 @@ where
     fn cell(&self, hash: u64) -> &ShardCell<K, V> {
         // Bits 32 and up: hashbrown picks buckets with the low bits and tags with the top seven.
         &self.shards[((hash >> 32) & self.shard_mask) as usize]
+    }
+
+    /// The key's hash. Written out rather than through `BuildHasher::hash_one`, which the compiler may
+    /// leave as a call of its own on the read path.
+    #[inline(always)]
+    pub(crate) fn hash_of<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        key.hash(&mut hasher);
+        std::hash::Hasher::finish(&hasher)
     }
 
     #[inline]

@@ -318,7 +318,7 @@ where
     /// The first step of every load: a lookup that counts a hit or a miss. On a miss, returns the key's
     /// hash and its shard's count of landed flights as of before the lookup, for [`join`](Self::join).
     fn first_look(&self, key: &K) -> Result<V, (u64, u64)> {
-        let hash = self.inner.hasher.hash_one(key);
+        let hash = self.inner.hash_of(key);
         let landings = self.inner.landings(hash).load(Ordering::Acquire);
         match self.peek_hashed(hash, key) {
             Some(value) => {

@@ -220,7 +220,7 @@ impl<K, V> Shard<K, V> {
     ///
     /// `now` is called only for entries that can expire; `idle` is the time to idle in nanoseconds. An
     /// entry read within `refresh`'s window of its expiry is handed to `refresh` once, to be reloaded.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<Q>(
         &self,
         hash: u64,
@@ -238,32 +238,48 @@ impl<K, V> Shard<K, V> {
         let slot = &self.slots[index as usize];
         let entry = slot.entry.as_ref()?;
         let expires = slot.expires.load(Ordering::Relaxed);
-        if expires != NEVER {
-            let now = now();
-            if now >= expires {
-                // Its time is up: a miss. The entry is reclaimed by the next write or sweep.
-                return None;
-            }
-            let deadline = || slot.deadline;
-            if let Some(idle) = idle {
-                let renewed = now.saturating_add(idle).min(deadline());
-                if renewed != expires {
-                    slot.expires.store(renewed, Ordering::Relaxed);
-                }
-            }
-            if let Some(refresh) = refresh
-                && deadline() != NEVER
-                && deadline() - now.min(deadline()) <= refresh.within
-            {
-                let meta = slot.meta.load(Ordering::Relaxed);
-                // Racing readers may both ask; the refresher loads twice at worst.
-                if meta & REFRESHING == 0 && refresh.request(&entry.key) {
-                    slot.meta.store(meta | REFRESHING, Ordering::Relaxed);
-                }
-            }
+        if expires != NEVER && !Self::still_fresh(slot, entry, expires, now, idle, refresh) {
+            return None;
         }
         touch(&slot.meta);
         Some(entry.value.clone())
+    }
+
+    /// The read path's check of an entry that can expire: whether it is still fresh; renews its time
+    /// to idle and asks for a refresh ahead of its expiry as needed. Out of line: entries without an
+    /// expiry (most, in most caches) never come here.
+    #[inline(never)]
+    fn still_fresh(
+        slot: &Slot<K, V>,
+        entry: &Entry<K, V>,
+        expires: u64,
+        now: impl FnOnce() -> u64,
+        idle: Option<u64>,
+        refresh: Option<&RefreshAhead<K>>,
+    ) -> bool {
+        let now = now();
+        if now >= expires {
+            // Its time is up: a miss. The entry is reclaimed by the next write or sweep.
+            return false;
+        }
+        let deadline = || slot.deadline;
+        if let Some(idle) = idle {
+            let renewed = now.saturating_add(idle).min(deadline());
+            if renewed != expires {
+                slot.expires.store(renewed, Ordering::Relaxed);
+            }
+        }
+        if let Some(refresh) = refresh
+            && deadline() != NEVER
+            && deadline() - now.min(deadline()) <= refresh.within
+        {
+            let meta = slot.meta.load(Ordering::Relaxed);
+            // Racing readers may both ask; the refresher loads twice at worst.
+            if meta & REFRESHING == 0 && refresh.request(&entry.key) {
+                slot.meta.store(meta | REFRESHING, Ordering::Relaxed);
+            }
+        }
+        true
     }
 
     /// Whether the key is present and unexpired, without counting an access.
@@ -667,6 +683,10 @@ impl<K, V> Shard<K, V> {
 #[inline]
 fn touch(meta: &AtomicU8) {
     let value = meta.load(Ordering::Relaxed);
+    // A hot entry (hits saturated, referenced): nothing to write, decided with one test.
+    if value & (HITS | REFERENCED) == HITS | REFERENCED {
+        return;
+    }
     let hits = value & HITS;
     let touched = if hits < HITS { (value & !HITS) | (hits + 1) | REFERENCED } else { value | REFERENCED };
     if touched != value {

@@ -126,7 +126,7 @@ where
                 Ok(Ok(entries)) => {
                     report.entries += entries.len();
                     for (key, value) in entries {
-                        let hash = self.inner.hasher.hash_one(&key);
+                        let hash = self.inner.hash_of(&key);
                         self.insert_hashed(hash, key, value, ttl);
                     }
                 }
