@@ -216,6 +216,29 @@ impl<K, V> Shard<K, V> {
             .copied()
     }
 
+    /// [`Shard::find`] for the read path: the slot and its entry, as the lookup's comparison found them
+    /// (no second bounds check or test of the slot).
+    #[inline(always)]
+    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<Found<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        let mut found = None;
+        self.table.find(hash, |&index| match slots.get(index as usize) {
+            Some(slot) => match &slot.entry {
+                Some(entry) if entry.key.borrow() == key => {
+                    found = Some((slot, entry));
+                    true
+                }
+                _ => false,
+            },
+            None => false,
+        })?;
+        found
+    }
+
     /// The read path: finds the entry, checks its expiry, records the hit, clones the value.
     ///
     /// `now` is called only for entries that can expire; `idle` is the time to idle in nanoseconds. An
@@ -234,9 +257,7 @@ impl<K, V> Shard<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let index = self.find(hash, key)?;
-        let slot = &self.slots[index as usize];
-        let entry = slot.entry.as_ref()?;
+        let (slot, entry) = self.find_entry(hash, key)?;
         let expires = slot.expires.load(Ordering::Relaxed);
         if expires != NEVER && !Self::still_fresh(slot, entry, expires, now, idle, refresh) {
             return None;
@@ -677,6 +698,9 @@ impl<K, V> Shard<K, V> {
         self.push_front(region, index);
     }
 }
+
+/// A live slot and its entry, as a lookup found them.
+type Found<'a, K, V> = (&'a Slot<K, V>, &'a Entry<K, V>);
 
 /// Records a hit: one more hit (saturating) and the referenced bit. Writes only when that changes
 /// something, so a hot entry read by many threads stays a shared, unwritten cache line.
