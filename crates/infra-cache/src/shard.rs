@@ -175,6 +175,9 @@ pub(crate) struct Shard<K, V> {
     expiring: usize,
     /// Inserts since the cache-wide tuning was last consulted.
     pub(crate) inserts_since_tuning: u32,
+    /// (the window share's bits, the window's maximum weight, the protected segment's) as last computed:
+    /// the climber moves the share rarely, and the float arithmetic is not redone on every insert.
+    bounds: (u64, u64, u64),
 }
 
 impl<K, V> Shard<K, V> {
@@ -194,6 +197,8 @@ impl<K, V> Shard<K, V> {
             sweep_cursor: 0,
             expiring: 0,
             inserts_since_tuning: 0,
+            // No share has these bits (a NaN's): the first `maintain` computes the bounds.
+            bounds: (u64::MAX, 0, 0),
         }
     }
 
@@ -450,9 +455,7 @@ impl<K, V> Shard<K, V> {
     /// Moves overflow out of the window through admission, evicts down to the maximum weight, and keeps
     /// the protected segment within its share.
     fn maintain(&mut self, tuning: Tuning, removed: &mut RemovedList<K, V>) {
-        let window_max =
-            ((tuning.window_share * self.max_weight as f64).round() as u64).clamp(1, self.max_weight.max(1));
-        let protected_max = ((self.max_weight.saturating_sub(window_max)) as f64 * PROTECTED_SHARE) as u64;
+        let (window_max, protected_max) = self.bounds(tuning.window_share);
 
         // Each window entry gets at most one second chance per call.
         let mut chances = self.queues[Region::Window as usize].len;
@@ -492,6 +495,16 @@ impl<K, V> Shard<K, V> {
             let Some(tail) = self.protected_hand(&mut chances) else { break };
             self.move_to_front(Region::Probation, tail);
         }
+    }
+
+    /// The window's and the protected segment's maximum weights for a window share.
+    fn bounds(&mut self, window_share: f64) -> (u64, u64) {
+        if window_share.to_bits() != self.bounds.0 {
+            let window_max = ((window_share * self.max_weight as f64).round() as u64).clamp(1, self.max_weight.max(1));
+            let protected_max = ((self.max_weight.saturating_sub(window_max)) as f64 * PROTECTED_SHARE) as u64;
+            self.bounds = (window_share.to_bits(), window_max, protected_max);
+        }
+        (self.bounds.1, self.bounds.2)
     }
 
     /// TinyLFU admission: the candidate (just moved to probation's head) against probation's victim. A
