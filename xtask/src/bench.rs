@@ -173,8 +173,10 @@ fn utc_date(time: SystemTime) -> String {
     format!("{} {} UTC", &stamp[..10], &stamp[11..16])
 }
 
-/// The heading a section of the report gets when it is carried over from an earlier run.
+/// What a section's heading says when its figures come from an earlier run.
 const EARLIER: &str = " (earlier run)";
+/// The name of the section of hit ratios and memory, which comes last.
+const QUALITY: &str = "cache quality";
 
 /// The name of the section under `## ` and its text (heading included), for every section of a report.
 fn sections(report: &str) -> Vec<(String, String)> {
@@ -201,7 +203,7 @@ fn as_earlier(name: &str, text: &str) -> String {
 fn read_extra_section(path: &Path, started: SystemTime) -> Result<Option<String>> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
     let fresh = std::fs::metadata(path)?.modified()? >= started;
-    let heading = if fresh { "## cache quality" } else { "## cache quality (earlier run)" };
+    let heading = format!("## {QUALITY}{}", if fresh { "" } else { EARLIER });
     Ok(Some(format!("{heading}\n\nFrom `cargo run --release -p infra-benches --example cache_quality`.\n\n{text}")))
 }
 
@@ -229,22 +231,21 @@ fn write_report(
         .into_iter()
         .filter(|(name, _)| {
             // A fresh quality section replaces the old one.
-            let replaced = name == "cache quality" && extra.is_some();
+            let replaced = name == QUALITY && extra.is_some();
             !groups.contains_key(name) && !replaced
         })
         .collect();
     let mut names: Vec<&String> = groups.keys().chain(carried.keys()).collect();
     names.sort();
     // The cache-quality section comes last, after the timing groups.
-    names.retain(|name| name.as_str() != "cache quality");
-    for name in names {
-        let Some(measurements) = groups.get(name) else {
-            writeln!(md, "{}\n", as_earlier(name, &carried[name]))?;
+    names.retain(|name| name.as_str() != QUALITY);
+    for group in names {
+        let Some(measurements) = groups.get(group) else {
+            writeln!(md, "{}\n", as_earlier(group, &carried[group]))?;
             continue;
         };
-        let group = name;
         let fresh = measurements.iter().all(|m| m.measured >= started);
-        writeln!(md, "## {group}{}\n", if fresh { "" } else { " (earlier run)" })?;
+        writeln!(md, "## {group}{}\n", if fresh { "" } else { EARLIER })?;
         let has_ours = measurements.iter().any(|m| is_ours(&m.function));
         if has_ours {
             writeln!(md, "| implementation | median | ratio (peer / ours) |\n| --- | ---: | ---: |")?;
@@ -274,9 +275,9 @@ fn write_report(
         std::fs::write(charts_dir.join(&file_name), chart::render(group, &bars))?;
         writeln!(md, "\n![{group}](bench-charts/{file_name})\n")?;
     }
-    match (extra, carried.get("cache quality")) {
+    match (extra, carried.get(QUALITY)) {
         (Some(extra), _) => writeln!(md, "{}", extra.trim_end())?,
-        (None, Some(earlier)) => writeln!(md, "{}", as_earlier("cache quality", earlier))?,
+        (None, Some(earlier)) => writeln!(md, "{}", as_earlier(QUALITY, earlier))?,
         (None, None) => {}
     }
     std::fs::write(docs.join("benchmarks.md"), md)?;

@@ -210,28 +210,26 @@ impl<K, V> Shard<K, V> {
         self.weight
     }
 
+    /// The index of `key`'s slot.
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let slots = &self.slots;
-        self.table
-            .find(hash, |&index| slots[index as usize].entry.as_ref().is_some_and(|entry| entry.key.borrow() == key))
-            .copied()
+        self.lookup(hash, key).map(|(index, _)| index)
     }
 
-    /// [`Shard::find`] for the read path: the slot and its entry, as the lookup's comparison found them
-    /// (no second bounds check or test of the slot).
+    /// The index of `key`'s slot, with the slot and its entry as the lookup's comparison found them (the
+    /// read path then needs no second bounds check or test of the slot).
     #[inline(always)]
-    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<Found<'_, K, V>>
+    fn lookup<Q>(&self, hash: u64, key: &Q) -> Option<(u32, Found<'_, K, V>)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let slots = &self.slots;
         let mut found = None;
-        self.table.find(hash, |&index| match slots.get(index as usize) {
+        let index = *self.table.find(hash, |&index| match slots.get(index as usize) {
             Some(slot) => match &slot.entry {
                 Some(entry) if entry.key.borrow() == key => {
                     found = Some((slot, entry));
@@ -241,7 +239,7 @@ impl<K, V> Shard<K, V> {
             },
             None => false,
         })?;
-        found
+        found.map(|found| (index, found))
     }
 
     /// The read path: finds the entry, checks its expiry, records the hit, clones the value.
@@ -262,7 +260,7 @@ impl<K, V> Shard<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let (slot, entry) = self.find_entry(hash, key)?;
+        let (_, (slot, entry)) = self.lookup(hash, key)?;
         let expires = slot.expires.load(Ordering::Relaxed);
         if expires != NEVER && !Self::still_fresh(slot, entry, expires, now, idle, refresh) {
             return None;
@@ -288,16 +286,16 @@ impl<K, V> Shard<K, V> {
             // Its time is up: a miss. The entry is reclaimed by the next write or sweep.
             return false;
         }
-        let deadline = || slot.deadline;
+        let deadline = slot.deadline;
         if let Some(idle) = idle {
-            let renewed = now.saturating_add(idle).min(deadline());
+            let renewed = now.saturating_add(idle).min(deadline);
             if renewed != expires {
                 slot.expires.store(renewed, Ordering::Relaxed);
             }
         }
         if let Some(refresh) = refresh
-            && deadline() != NEVER
-            && deadline() - now.min(deadline()) <= refresh.within
+            && deadline != NEVER
+            && deadline - now.min(deadline) <= refresh.within
         {
             let meta = slot.meta.load(Ordering::Relaxed);
             // Racing readers may both ask; the refresher loads twice at worst.
@@ -720,15 +718,14 @@ type Found<'a, K, V> = (&'a Slot<K, V>, &'a Entry<K, V>);
 #[inline]
 fn touch(meta: &AtomicU8) {
     let value = meta.load(Ordering::Relaxed);
-    // A hot entry (hits saturated, referenced): nothing to write, decided with one test.
+    // A hot entry (hits saturated, referenced): nothing to write, decided with one test. Any other
+    // gains a hit or the referenced bit, so the byte changes.
     if value & (HITS | REFERENCED) == HITS | REFERENCED {
         return;
     }
     let hits = value & HITS;
     let touched = if hits < HITS { (value & !HITS) | (hits + 1) | REFERENCED } else { value | REFERENCED };
-    if touched != value {
-        meta.store(touched, Ordering::Relaxed);
-    }
+    meta.store(touched, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -367,7 +367,6 @@ fn specialize(field: &ContextField, test: &Test) -> Check {
             Test::Number { ordering: Compare::Gte, .. } => check_number::<F, NotLess>,
             Test::Number { ordering: Compare::Lt, .. } => check_number::<F, Less>,
             Test::Number { ordering: Compare::Lte, .. } => check_number::<F, NotGreater>,
-            Test::AlwaysFalse => |_, _, _| false,
             _ => Constraint::holds_generally,
         }
     }
@@ -379,7 +378,6 @@ fn specialize(field: &ContextField, test: &Test) -> Check {
         ContextField::AppName => on::<AppNameRead>(test),
         ContextField::CurrentTime => on::<CurrentTimeRead>(test),
         ContextField::Property(_) => on::<PropertyRead>(test),
-        ContextField::UserSegments if matches!(test, Test::AlwaysFalse) => |_, _, _| false,
         ContextField::UserSegments => Constraint::holds_generally,
     }
 }

@@ -395,39 +395,27 @@ fn rollout_verdict(percentage: u32, stickiness: &Stickiness, group: &GroupHash, 
     rollout_holds(percentage, stickiness, group, context)
 }
 
-/// The constant answer for a flag's rules, if they do not look at the context; only flags without
-/// overrides or dependencies have one.
-fn constant_answer(
+/// A flag's rules in their shortest form: a constant answer when they do not look at the context, else
+/// a [`Shortcut`] when they have one of its shapes. Only flags without overrides or dependencies have
+/// either.
+fn shortcuts(
     enabled: bool,
     strategies: &[Strategy],
     dependencies: &[Dependency],
     overrides: &FxMap<Box<str>, bool>,
-) -> Option<(bool, Reason)> {
+) -> (Option<(bool, Reason)>, Shortcut) {
+    let constant = |enabled, reason| (Some((enabled, reason)), Shortcut::None);
     if !overrides.is_empty() || !dependencies.is_empty() {
-        return None;
+        return (None, Shortcut::None);
     }
-    match strategies {
-        _ if !enabled => Some((false, Reason::Disabled)),
-        [] => Some((true, Reason::Static)),
+    if !enabled {
+        return constant(false, Reason::Disabled);
+    }
+    let shortcut = match strategies {
+        [] => return constant(true, Reason::Static),
         [first, ..] if matches!(first.kind, StrategyKind::Always) && first.constraints.is_empty() => {
-            Some((true, strategy_reason(&first.kind)))
+            return constant(true, strategy_reason(&first.kind));
         }
-        _ => None,
-    }
-}
-
-/// The [`Shortcut`] for a flag's rules without a [`constant_answer`]; only flags without overrides or
-/// dependencies have one.
-fn shortcut(
-    enabled: bool,
-    strategies: &[Strategy],
-    dependencies: &[Dependency],
-    overrides: &FxMap<Box<str>, bool>,
-) -> Shortcut {
-    if !overrides.is_empty() || !dependencies.is_empty() || !enabled {
-        return Shortcut::None;
-    }
-    match strategies {
         [only] => match &only.kind {
             StrategyKind::Always => Shortcut::Constraints(only.constraints.clone()),
             StrategyKind::Rollout { percentage, stickiness, group } if only.constraints.is_empty() => {
@@ -441,7 +429,8 @@ fn shortcut(
             _ => Shortcut::None,
         },
         _ => Shortcut::None,
-    }
+    };
+    (None, shortcut)
 }
 
 fn random_percent() -> u32 {
@@ -500,11 +489,7 @@ impl Snapshot {
                 .get(flag)
                 .map(|users| users.iter().map(|(user, value)| (Box::from(user.as_str()), *value)).collect())
                 .unwrap_or_default();
-            let constant = constant_answer(feature.enabled, &strategies, &dependencies, &overrides);
-            let shortcut = match constant {
-                Some(_) => Shortcut::None,
-                None => shortcut(feature.enabled, &strategies, &dependencies, &overrides),
-            };
+            let (constant, shortcut) = shortcuts(feature.enabled, &strategies, &dependencies, &overrides);
             compiled.push(CompiledFeature {
                 name: name.clone(),
                 constant,
