@@ -1,5 +1,5 @@
 //! [`Cache`]: the handle, the shards behind it, and the hill climber that tunes the policy (the
-//! window's share and ghost admission).
+//! window's share, ghost admission and narrow admission).
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use quanta::Clock;
 
 use crate::builder::{CacheBuilder, Listener, Weigher};
-use crate::loader::Flights;
+use crate::loader::Flight;
 use crate::shard::{NEVER, Removed, RemovedList, Shard, Tuning};
 use crate::stats::{CacheStats, Counters};
 use crate::warm::{REFRESH_QUEUE, RefreshAhead, RefreshLoader, Warming, WarmingTask, spawn_refresher};
@@ -71,14 +71,10 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
     }
 }
 
-/// A shard's lock and its loads in flight, on cache lines of their own.
+/// A shard behind its lock, on cache lines of its own.
 #[repr(align(128))]
 pub(crate) struct ShardCell<K, V> {
     shard: RwLock<Shard<K, V>>,
-    pub(crate) flights: Mutex<Flights<K, V>>,
-    /// Flights retired in this shard so far: a caller that saw the same count before its miss knows no
-    /// load landed since, and need not look in the cache again before starting its own.
-    pub(crate) landings: AtomicU64,
 }
 
 pub(crate) struct Inner<K, V, S> {
@@ -99,6 +95,8 @@ pub(crate) struct Inner<K, V, S> {
     window_share: AtomicU64,
     /// The probability of admitting a returning ghost, an `f64` as bits, set by the climber.
     ghost_admission: AtomicU64,
+    /// The probability of admitting a candidate whose frequency beats its victim's by one, as `f64` bits.
+    narrow_admission: AtomicU64,
     climber: Mutex<Climber>,
     maintenance: Mutex<Option<std::thread::Thread>>,
     pub(crate) warming: Mutex<Warming<K, V>>,
@@ -148,8 +146,6 @@ where
                 };
                 ShardCell {
                     shard: RwLock::new(Shard::new(shard_weight, expected_entries, index.wrapping_mul(0x9E37_79B9) + 1)),
-                    flights: Mutex::new(Flights::default()),
-                    landings: AtomicU64::new(0),
                 }
             })
             .collect();
@@ -179,6 +175,7 @@ where
             max_weight: config.max_weight,
             window_share: AtomicU64::new(Climber::INITIAL_SHARE.to_bits()),
             ghost_admission: AtomicU64::new(Climber::INITIAL_GHOST_ADMISSION.to_bits()),
+            narrow_admission: AtomicU64::new(Climber::INITIAL_NARROW_ADMISSION.to_bits()),
             climber: Mutex::new(Climber::new()),
             maintenance: Mutex::new(None),
             warming: Mutex::new(Warming {
@@ -242,8 +239,7 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let inner = &*self.inner;
-        inner.read(hash).get(hash, key, || inner.now(), inner.time_to_idle, inner.refresh.as_ref())
+        self.inner.peek_locked(&self.inner.read(hash), hash, key)
     }
 
     /// Whether `key` is present and unexpired; counts neither a hit nor a miss and does not count as
@@ -261,7 +257,7 @@ where
     /// Inserts or replaces the value for `key`, with the cache's time to live (the seed's `set`).
     pub fn insert(&self, key: K, value: V) {
         let hash = self.inner.hash_of(&key);
-        self.inner.insert(hash, key, value, self.inner.time_to_live);
+        self.inner.insert(hash, key, value, self.inner.time_to_live, None);
     }
 
     /// Inserts or replaces the value for `key`, expiring after `ttl` instead of the cache's default.
@@ -270,28 +266,41 @@ where
     /// listener hears of the new value as expired.
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
         let hash = self.inner.hash_of(&key);
-        self.insert_hashed(hash, key, value, Some(ttl));
+        self.insert_hashed(hash, key, value, Some(ttl), None);
     }
 
-    /// Inserts with the key's hash already computed; `ttl` of `None` means the cache's.
-    pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V, ttl: Option<Duration>) {
+    /// Inserts with the key's hash already computed; `ttl` of `None` means the cache's. `landing` is the
+    /// token of the caller's load in flight for the key, retired in the same critical section as the
+    /// insert (so that no caller finds the key neither cached nor in flight in between); its flight is
+    /// returned for the caller to land.
+    pub(crate) fn insert_hashed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        landing: Option<u64>,
+    ) -> Option<Arc<Flight<V>>> {
         let Some(ttl) = ttl else {
-            self.inner.insert(hash, key, value, self.inner.time_to_live);
-            return;
+            return self.inner.insert(hash, key, value, self.inner.time_to_live, landing);
         };
         if ttl.is_zero() {
             let mut removed = RemovedList::new();
-            if let Some((old_key, old_value, _)) = self.inner.write(hash).remove(hash, &key) {
-                removed.push(Removed { key: old_key, value: old_value, cause: RemovalCause::Replaced });
-            }
+            let flight = {
+                let mut shard = self.inner.write(hash);
+                if let Some((old_key, old_value, _)) = shard.remove(hash, &key) {
+                    removed.push(Removed { key: old_key, value: old_value, cause: RemovalCause::Replaced });
+                }
+                landing.and_then(|token| shard.flights.retire(hash, token))
+            };
             removed.push(Removed { key, value, cause: RemovalCause::Expired });
             self.inner.finish(removed);
-            return;
+            return flight;
         }
         if !self.inner.may_expire.load(Ordering::Relaxed) {
             self.inner.may_expire.store(true, Ordering::Relaxed);
         }
-        self.inner.insert(hash, key, value, Some(u64::try_from(ttl.as_nanos()).unwrap_or(NEVER)));
+        self.inner.insert(hash, key, value, Some(u64::try_from(ttl.as_nanos()).unwrap_or(NEVER)), landing)
     }
 
     /// Removes the entry for `key`, returning its value if it was present and unexpired (the seed's
@@ -417,17 +426,19 @@ where
         read_lock(&self.cell(hash).shard)
     }
 
-    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Shard<K, V>> {
+    pub(crate) fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Shard<K, V>> {
         write_lock(&self.cell(hash).shard)
     }
 
-    pub(crate) fn flights(&self, hash: u64) -> MutexGuard<'_, Flights<K, V>> {
-        lock(&self.cell(hash).flights)
-    }
-
-    /// Flights retired so far in the key's shard.
-    pub(crate) fn landings(&self, hash: u64) -> &AtomicU64 {
-        &self.cell(hash).landings
+    /// The read path in a shard the caller has locked (for reading or writing).
+    #[inline(always)]
+    pub(crate) fn peek_locked<Q>(&self, shard: &Shard<K, V>, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        shard.get(hash, key, || self.now(), self.time_to_idle, self.refresh.as_ref())
     }
 
     /// The cache's clock, read.
@@ -441,7 +452,16 @@ where
         u64::try_from(self.clock.now().duration_since(self.epoch).as_nanos()).unwrap_or(NEVER - 1)
     }
 
-    pub(crate) fn insert(&self, hash: u64, key: K, value: V, time_to_live: Option<u64>) {
+    /// Inserts an entry and, with `landing`, retires that load in flight in the same critical section,
+    /// returning its flight.
+    pub(crate) fn insert(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        time_to_live: Option<u64>,
+        landing: Option<u64>,
+    ) -> Option<Arc<Flight<V>>> {
         let weight = self.weigher.as_ref().map_or(1, |weigher| weigher(&key, &value).max(1));
         let now = if self.may_expire.load(Ordering::Relaxed) { self.now() } else { 0 };
         let deadline = time_to_live.map_or(NEVER, |ttl| now.saturating_add(ttl));
@@ -449,23 +469,26 @@ where
         let tuning = Tuning {
             window_share: f64::from_bits(self.window_share.load(Ordering::Relaxed)),
             ghost_admission: f64::from_bits(self.ghost_admission.load(Ordering::Relaxed)),
+            narrow_admission: f64::from_bits(self.narrow_admission.load(Ordering::Relaxed)),
             now,
         };
         let mut removed = RemovedList::new();
-        let tune = {
+        let (tune, flight) = {
             let mut shard = self.write(hash);
             shard.insert(hash, key, value, weight, deadline, expires, tuning, &mut removed);
             shard.sweep_expired(now, SWEEP_PER_WRITE, &mut removed);
+            let flight = landing.and_then(|token| shard.flights.retire(hash, token));
             let tune = shard.inserts_since_tuning >= INSERTS_PER_TUNING;
             if tune {
                 shard.inserts_since_tuning = 0;
             }
-            tune
+            (tune, flight)
         };
         if tune {
             self.tune();
         }
         self.finish(removed);
+        flight
     }
 
     fn entry_count(&self) -> usize {
@@ -485,14 +508,17 @@ where
         }
     }
 
-    /// Feeds the cache-wide hit ratio to the climber, which may move the window's share.
+    /// Feeds the cache-wide hit ratio to the climber, which may move one of its knobs.
     fn tune(&self) {
         let Ok(mut climber) = self.climber.try_lock() else { return };
         let (hits, misses) = self.counters.reads();
         let sample = if self.weigher.is_some() { self.entry_count().max(1024) as u64 } else { self.max_weight.max(64) };
-        if let Some((share, ghosts)) = climber.observe(hits, misses, sample.saturating_mul(Climber::SAMPLE_PER_ENTRY)) {
+        if let Some([share, ghosts, narrow]) =
+            climber.observe(hits, misses, sample.saturating_mul(Climber::SAMPLE_PER_ENTRY))
+        {
             self.window_share.store(share.to_bits(), Ordering::Relaxed);
             self.ghost_admission.store(ghosts.to_bits(), Ordering::Relaxed);
+            self.narrow_admission.store(narrow.to_bits(), Ordering::Relaxed);
         }
     }
 
@@ -542,16 +568,23 @@ where
     }
 }
 
-/// Caffeine's hill climber, on two parameters taken in turn: the window's share and the probability of
-/// admitting a returning ghost. After each sample a parameter moves again in the direction that last
-/// raised the hit ratio, or turns back; steps shrink as it settles and restart when the hit ratio jumps
-/// (a new workload).
+/// Caffeine's hill climber, on three parameters taken in turn: the window's share, the probability of
+/// admitting a returning ghost, and the probability of admitting a candidate that beats its victim's
+/// frequency by exactly one (a narrow win). After each sample a parameter moves again in the direction
+/// that last raised the hit ratio, or turns back; steps shrink as it settles and restart when the hit
+/// ratio jumps (a new workload).
+///
+/// The third knob is ours. A candidate's count includes the read that brought it in, while an equally
+/// popular victim's next read is still to come: plain TinyLFU lets such newcomers displace one another
+/// (keys read once a period churn through the cache instead of some of them staying). Recency-heavy
+/// workloads want the newcomer (narrow wins admitted), frequency-heavy ones want the incumbent; the climber
+/// finds out which this workload is.
 #[derive(Debug)]
 struct Climber {
-    share: Knob,
-    ghosts: Knob,
-    /// Which knob moved last, and so is judged by the next sample: false for the share.
-    ghosts_moved_last: bool,
+    /// The window's share, ghost admission, narrow admission.
+    knobs: [Knob; 3],
+    /// The knob whose turn it is at the next sample.
+    turn: usize,
     /// The moving average of the hit ratio, as of the last sample.
     previous_ratio: f64,
     samples: u64,
@@ -567,16 +600,21 @@ struct Knob {
 }
 
 impl Knob {
-    /// Judges the last move by the change in hit ratio and makes the next one.
-    fn climb(&mut self, change: f64) -> f64 {
-        let amount = if change >= 0.0 { self.step } else { -self.step };
+    /// Judges this knob's last move by the change in hit ratio that followed it: the next move goes the
+    /// same way if the ratio did not fall, back if it did. Steps shrink as the knob settles and grow back
+    /// to the initial step when the ratio jumps (a new workload).
+    fn judge(&mut self, change: f64) {
+        let direction = if change >= 0.0 { self.step } else { -self.step };
         self.step = if change.abs() >= Climber::RESTART {
-            self.initial_step.abs().copysign(amount)
+            self.initial_step.abs().copysign(direction)
         } else {
-            Climber::DECAY * amount
+            Climber::DECAY * direction
         };
-        self.value = (self.value + amount).clamp(0.0, 1.0);
-        self.value
+    }
+
+    /// Moves by the current step.
+    fn make_move(&mut self) {
+        self.value = (self.value + self.step).clamp(0.0, 1.0);
     }
 }
 
@@ -584,7 +622,11 @@ impl Climber {
     const INITIAL_SHARE: f64 = 0.01;
     const SHARE_STEP: f64 = 0.0625;
     const INITIAL_GHOST_ADMISSION: f64 = 1.0;
-    const GHOST_STEP: f64 = 0.25;
+    const GHOST_STEP: f64 = 0.125;
+    /// Narrow wins start admitted, as in plain TinyLFU. The steps, the knobs' order (ghost admission
+    /// first) and the other constants were chosen by replaying the ARC traces (docs/cache.md).
+    const INITIAL_NARROW_ADMISSION: f64 = 1.0;
+    const NARROW_STEP: f64 = 0.25;
     const DECAY: f64 = 0.98;
     const RESTART: f64 = 0.05;
     const SAMPLE_PER_ENTRY: u64 = 10;
@@ -594,14 +636,19 @@ impl Climber {
     fn new() -> Self {
         Climber {
             // The first move shrinks the window; the initial 1% is a frequency-first guess.
-            share: Knob { value: Self::INITIAL_SHARE, step: -Self::SHARE_STEP, initial_step: Self::SHARE_STEP },
-            // Ghosts start admitted, and the first move takes a step towards not.
-            ghosts: Knob {
-                value: Self::INITIAL_GHOST_ADMISSION,
-                step: -Self::GHOST_STEP,
-                initial_step: Self::GHOST_STEP,
-            },
-            ghosts_moved_last: true,
+            knobs: [
+                Knob { value: Self::INITIAL_SHARE, step: -Self::SHARE_STEP, initial_step: Self::SHARE_STEP },
+                // Ghosts start admitted, and the first move takes a step towards not.
+                Knob { value: Self::INITIAL_GHOST_ADMISSION, step: -Self::GHOST_STEP, initial_step: Self::GHOST_STEP },
+                // Narrow wins start admitted (plain TinyLFU), and the first move takes a step towards not.
+                Knob {
+                    value: Self::INITIAL_NARROW_ADMISSION,
+                    step: -Self::NARROW_STEP,
+                    initial_step: Self::NARROW_STEP,
+                },
+            ],
+            // Ghost admission moves first.
+            turn: 1,
             previous_ratio: 0.0,
             samples: 0,
             hits: 0,
@@ -609,9 +656,9 @@ impl Climber {
         }
     }
 
-    /// Given the running totals, returns the new (share, ghost admission) when a sample of `sample`
-    /// reads has passed.
-    fn observe(&mut self, hits: u64, misses: u64, sample: u64) -> Option<(f64, f64)> {
+    /// Given the running totals, returns the new [share, ghost admission, narrow admission] when a
+    /// sample of `sample` reads has passed.
+    fn observe(&mut self, hits: u64, misses: u64, sample: u64) -> Option<[f64; 3]> {
         let (sample_hits, sample_misses) = (hits - self.hits, misses - self.misses);
         if sample_hits + sample_misses < sample {
             return None;
@@ -629,13 +676,15 @@ impl Climber {
         self.samples += 1;
         let change = smoothed - self.previous_ratio;
         self.previous_ratio = smoothed;
-        if self.ghosts_moved_last {
-            self.ghosts.climb(change)
-        } else {
-            self.share.climb(change)
-        };
-        self.ghosts_moved_last = !self.ghosts_moved_last;
-        Some((self.share.value, self.ghosts.value))
+        // The change follows the move made at the last sample, by the knob before this one in turn: that
+        // knob is judged by it (not the one about to move, whose own move is older).
+        if self.samples > 1 {
+            let moved_last = (self.turn + self.knobs.len() - 1) % self.knobs.len();
+            self.knobs[moved_last].judge(change);
+        }
+        self.knobs[self.turn].make_move();
+        self.turn = (self.turn + 1) % self.knobs.len();
+        Some(self.knobs.each_ref().map(|knob| knob.value))
     }
 }
 
@@ -652,4 +701,49 @@ fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Climber;
+
+    /// Feeds the climber one sample of 1,000 reads at `ratio`, returning its knobs if it moved.
+    fn sample(climber: &mut Climber, totals: &mut (u64, u64), ratio: f64) -> Option<[f64; 3]> {
+        let hits = (ratio * 1_000.0) as u64;
+        totals.0 += hits;
+        totals.1 += 1_000 - hits;
+        climber.observe(totals.0, totals.1, 1_000)
+    }
+
+    fn close(a: [f64; 3], b: [f64; 3]) -> bool {
+        a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn the_climber_moves_its_knobs_in_turn_and_judges_each_by_the_change_that_followed_it() {
+        let mut climber = Climber::new();
+        let mut totals = (0, 0);
+        assert_eq!(climber.observe(10, 10, 1_000), None, "no move before a whole sample");
+        let (share, ghosts, narrow) = (Climber::INITIAL_SHARE, Climber::INITIAL_GHOST_ADMISSION, 1.0);
+        // Ghost admission moves first, then narrow admission, then the share, each a step towards less.
+        let after_ghosts = ghosts - Climber::GHOST_STEP;
+        let after_narrow = narrow - Climber::NARROW_STEP;
+        assert_eq!(sample(&mut climber, &mut totals, 0.5), Some([share, after_ghosts, narrow]));
+        assert_eq!(sample(&mut climber, &mut totals, 0.5), Some([share, after_ghosts, after_narrow]));
+        // The share goes below zero and is held at it.
+        assert_eq!(sample(&mut climber, &mut totals, 0.5), Some([0.0, after_ghosts, after_narrow]));
+        // The hit ratio falls after the share's move: ghost admission, whose turn it is, goes on down
+        // (its own move had not lowered the ratio) ...
+        let knobs = sample(&mut climber, &mut totals, 0.3).expect("a whole sample");
+        assert!(close(knobs, [0.0, after_ghosts - Climber::DECAY * Climber::GHOST_STEP, after_narrow]), "{knobs:?}");
+        sample(&mut climber, &mut totals, 0.3).expect("a whole sample");
+        // ... and the share, judged by the fall, comes back up at its next turn.
+        let knobs = sample(&mut climber, &mut totals, 0.3).expect("a whole sample");
+        assert!(close([knobs[0], 0.0, 0.0], [Climber::SHARE_STEP, 0.0, 0.0]), "{knobs:?}");
+        for round in 0..300 {
+            let ratio = if round % 7 < 3 { 0.9 } else { 0.1 };
+            let knobs = sample(&mut climber, &mut totals, ratio).expect("every call is a whole sample");
+            assert!(knobs.iter().all(|knob| (0.0..=1.0).contains(knob)), "{knobs:?}");
+        }
+    }
 }

@@ -72,7 +72,7 @@ pub use error::{BuildError, LoadError};
 pub use memo::Memoized;
 #[cfg(feature = "persist")]
 pub use persist::{HotKeysReport, PersistError};
-pub use stats::{CacheStats, Removals};
+pub use stats::{CacheStats, LOAD_TIMING_SAMPLE, Removals};
 pub use warm::{BoxError, WarmReport};
 
 /// The default hasher: foldhash's fast hasher, seeded randomly per cache.

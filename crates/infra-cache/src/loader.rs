@@ -2,11 +2,12 @@
 //!
 //! The first caller to miss registers a flight for the key in its shard's table of flights and runs the
 //! loader; callers that miss meanwhile find the flight and wait on it (threads on a condition variable,
-//! tasks with a waker: any async runtime). The leader inserts the value into the cache *before* retiring
-//! the flight, and a caller that finds no flight looks in the cache again while holding the flights
-//! lock, so no caller can slip between the two and load twice. A leader that fails wakes its waiters with
-//! the error; one that panics, or an async leader whose future is dropped, wakes them with
-//! [`LoadError::Panicked`] or [`LoadError::Abandoned`]. Nobody is left waiting.
+//! tasks with a waker: any async runtime). The table of flights lives in the shard, under the shard's
+//! lock: a caller looks for the entry and for a flight in one critical section, and the leader inserts
+//! its value and retires its flight in another, so no caller can slip between the two and load twice. A
+//! leader that fails wakes its waiters with the error; one that panics, or an async leader whose future
+//! is dropped, wakes them with [`LoadError::Panicked`] or [`LoadError::Abandoned`]. Nobody is left
+//! waiting.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
@@ -20,6 +21,7 @@ use hashbrown::HashTable;
 
 use crate::cache::{Cache, lock};
 use crate::error::LoadError;
+use crate::stats::LOAD_TIMING_SAMPLE;
 
 /// Loads in flight in one shard.
 pub(crate) struct Flights<K, V> {
@@ -34,6 +36,37 @@ impl<K, V> Default for Flights<K, V> {
     }
 }
 
+impl<K, V> std::fmt::Debug for Flights<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flights").field("running", &self.table.len()).finish_non_exhaustive()
+    }
+}
+
+impl<K: Eq, V> Flights<K, V> {
+    /// The flight loading `key`, if one is running; the waiters' [`Flight`] is allocated by the first
+    /// caller to ask.
+    fn follow(&mut self, hash: u64, key: &K) -> Option<Arc<Flight<V>>> {
+        let running = self.table.find_mut(hash, |running| running.key == *key)?;
+        Some(Arc::clone(running.flight.get_or_insert_with(Flight::new)))
+    }
+
+    /// Registers a load of `key`, returning its token.
+    fn start(&mut self, hash: u64, key: K) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.table.insert_unique(hash, InFlight { hash, key, token, flight: None }, |running| running.hash);
+        token
+    }
+
+    /// Retires the load with `token`, returning its flight if anyone waits on it.
+    pub(crate) fn retire(&mut self, hash: u64, token: u64) -> Option<Arc<Flight<V>>> {
+        match self.table.find_entry(hash, |running| running.token == token) {
+            Ok(entry) => entry.remove().0.flight,
+            Err(_) => None,
+        }
+    }
+}
+
 /// One load in flight. Most loads run alone: the [`Flight`] the waiters sleep on is allocated by the
 /// first caller that finds the load running, so a lone load allocates nothing and wakes no one.
 struct InFlight<K, V> {
@@ -44,21 +77,22 @@ struct InFlight<K, V> {
     flight: Option<Arc<Flight<V>>>,
 }
 
-struct Flight<V> {
+/// What waiters of one load sleep on, and the outcome they wake to.
+pub(crate) struct Flight<V> {
     state: Mutex<FlightState<V>>,
     done: Condvar,
     /// Set by the first thread that blocks: without one, finishing skips the wake-up (a system call).
     awaited: AtomicBool,
 }
 
-enum FlightState<V> {
+pub(crate) enum FlightState<V> {
     /// Loading; the wakers of the tasks waiting.
     Running(Vec<Waker>),
     Loaded(V),
     Failed(LoadError),
 }
 
-impl<V: Clone> Flight<V> {
+impl<V> Flight<V> {
     fn new() -> Arc<Self> {
         Arc::new(Flight {
             state: Mutex::new(FlightState::Running(Vec::new())),
@@ -66,7 +100,9 @@ impl<V: Clone> Flight<V> {
             awaited: AtomicBool::new(false),
         })
     }
+}
 
+impl<V: Clone> Flight<V> {
     /// Blocks the thread until the flight lands.
     fn wait(&self) -> Result<V, LoadError> {
         let mut state = lock(&self.state);
@@ -98,7 +134,7 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    fn land(&self, outcome: FlightState<V>) {
+    pub(crate) fn land(&self, outcome: FlightState<V>) {
         let waiting = std::mem::replace(&mut *lock(&self.state), outcome);
         if let FlightState::Running(wakers) = waiting {
             wakers.into_iter().for_each(Waker::wake);
@@ -140,7 +176,8 @@ where
     cache: &'a Cache<K, V, S>,
     hash: u64,
     token: u64,
-    started: quanta::Instant,
+    /// When the load started, for one load in [`LOAD_TIMING_SAMPLE`].
+    started: Option<quanta::Instant>,
     unfinished: Option<LoadError>,
 }
 
@@ -150,22 +187,29 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
-    fn finish(&mut self, outcome: FlightState<V>) {
+    /// Counts the load, its time and whether it succeeded; from here on, dropping the guard does nothing.
+    fn loaded(&mut self, succeeded: bool) {
         self.unfinished = None;
         let inner = &self.cache.inner;
-        let took = inner.clock_now().duration_since(self.started);
-        inner.counters.load(took, matches!(outcome, FlightState::Loaded(_)));
-        let waited_on = {
-            let mut flights = inner.flights(self.hash);
-            let waited_on = match flights.table.find_entry(self.hash, |flight| flight.token == self.token) {
-                Ok(entry) => entry.remove().0.flight,
-                Err(_) => None,
-            };
-            inner.landings(self.hash).fetch_add(1, Ordering::Release);
-            waited_on
-        };
-        if let Some(flight) = waited_on {
-            flight.land(outcome);
+        let took = self.started.map(|started| inner.clock_now().duration_since(started));
+        inner.counters.load(took, succeeded);
+    }
+
+    /// Stores the loaded value (with its own time to live, or the cache's) and lands the flight.
+    fn land_value(&mut self, key: K, value: V, ttl: Option<Duration>) -> V {
+        self.loaded(true);
+        if let Some(flight) = self.cache.insert_hashed(self.hash, key, value.clone(), ttl, Some(self.token)) {
+            flight.land(FlightState::Loaded(value.clone()));
+        }
+        value
+    }
+
+    /// Retires the flight without a value and wakes its waiters with `error`.
+    fn land_error(&mut self, error: LoadError) {
+        self.loaded(false);
+        let flight = self.cache.inner.write(self.hash).flights.retire(self.hash, self.token);
+        if let Some(flight) = flight {
+            flight.land(FlightState::Failed(error));
         }
     }
 }
@@ -178,7 +222,7 @@ where
 {
     fn drop(&mut self) {
         if let Some(error) = self.unfinished.take() {
-            self.finish(FlightState::Failed(error));
+            self.land_error(error);
         }
     }
 }
@@ -200,12 +244,12 @@ where
     /// [`get_or_insert_with`](Self::get_or_insert_with), storing the value with its own time to live
     /// (`None`: the cache's).
     pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
-        let (hash, landings) = match self.first_look(&key) {
+        let hash = match self.first_look(&key) {
             Ok(value) => return value,
-            Err(missed) => missed,
+            Err(hash) => hash,
         };
         let token = loop {
-            match self.join(hash, &key, landings) {
+            match self.join(hash, &key) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match flight.wait() {
                     Ok(value) => return value,
@@ -217,9 +261,7 @@ where
         };
         let mut guard = self.lead(hash, token, LoadError::Panicked);
         let value = init();
-        self.insert_hashed(hash, key, value.clone(), ttl);
-        guard.finish(FlightState::Loaded(value.clone()));
-        value
+        guard.land_value(key, value, ttl)
     }
 
     /// The value for `key`, loading it with the fallible `init` on a miss.
@@ -231,30 +273,30 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let (hash, landings) = match self.first_look(&key) {
+        let hash = match self.first_look(&key) {
             Ok(value) => return Ok(value),
-            Err(missed) => missed,
+            Err(hash) => hash,
         };
-        let token = match self.join(hash, &key, landings) {
+        let token = match self.join(hash, &key) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return flight.wait(),
             Role::Leader(token) => token,
         };
         let mut guard = self.lead(hash, token, LoadError::Panicked);
         let outcome = init().map_err(|error| LoadError::Failed(Arc::new(error)));
-        self.settle(hash, key, outcome, &mut guard)
+        self.settle(key, outcome, &mut guard)
     }
 
     /// The async [`get_or_insert_with`](Self::get_or_insert_with): on a miss, awaits `init` (in the
     /// calling task, on any runtime); concurrent misses on one key await one `init`. If the loading
     /// task is dropped or its future panics, a waiter loads in its place.
     pub async fn get_or_insert_async(&self, key: K, init: impl Future<Output = V>) -> V {
-        let (hash, landings) = match self.first_look(&key) {
+        let hash = match self.first_look(&key) {
             Ok(value) => return value,
-            Err(missed) => missed,
+            Err(hash) => hash,
         };
         let token = loop {
-            match self.join(hash, &key, landings) {
+            match self.join(hash, &key) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match Landing(flight).await {
                     Ok(value) => return value,
@@ -265,9 +307,7 @@ where
         };
         let mut guard = self.lead(hash, token, LoadError::Abandoned);
         let value = init.await;
-        self.insert_hashed(hash, key, value.clone(), None);
-        guard.finish(FlightState::Loaded(value.clone()));
-        value
+        guard.land_value(key, value, None)
     }
 
     /// The async [`try_get_or_insert_with`](Self::try_get_or_insert_with). Waiters get the loader's
@@ -280,46 +320,40 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let (hash, landings) = match self.first_look(&key) {
+        let hash = match self.first_look(&key) {
             Ok(value) => return Ok(value),
-            Err(missed) => missed,
+            Err(hash) => hash,
         };
-        let token = match self.join(hash, &key, landings) {
+        let token = match self.join(hash, &key) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return Landing(flight).await,
             Role::Leader(token) => token,
         };
         let mut guard = self.lead(hash, token, LoadError::Abandoned);
         let outcome = init.await.map_err(|error| LoadError::Failed(Arc::new(error)));
-        self.settle(hash, key, outcome, &mut guard)
+        self.settle(key, outcome, &mut guard)
     }
 
     /// Stores a loaded value (or not, on failure) and lands the flight.
     fn settle(
         &self,
-        hash: u64,
         key: K,
         outcome: Result<V, LoadError>,
         guard: &mut LeaderGuard<'_, K, V, S>,
     ) -> Result<V, LoadError> {
         match outcome {
-            Ok(value) => {
-                self.insert_hashed(hash, key, value.clone(), None);
-                guard.finish(FlightState::Loaded(value.clone()));
-                Ok(value)
-            }
+            Ok(value) => Ok(guard.land_value(key, value, None)),
             Err(error) => {
-                guard.finish(FlightState::Failed(error.clone()));
+                guard.land_error(error.clone());
                 Err(error)
             }
         }
     }
 
     /// The first step of every load: a lookup that counts a hit or a miss. On a miss, returns the key's
-    /// hash and its shard's count of landed flights as of before the lookup, for [`join`](Self::join).
-    fn first_look(&self, key: &K) -> Result<V, (u64, u64)> {
+    /// hash, for [`join`](Self::join).
+    fn first_look(&self, key: &K) -> Result<V, u64> {
         let hash = self.inner.hash_of(key);
-        let landings = self.inner.landings(hash).load(Ordering::Acquire);
         match self.peek_hashed(hash, key) {
             Some(value) => {
                 self.inner.counters.hit();
@@ -327,34 +361,26 @@ where
             }
             None => {
                 self.inner.counters.miss();
-                Err((hash, landings))
+                Err(hash)
             }
         }
     }
 
     fn lead(&self, hash: u64, token: u64, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {
-        LeaderGuard { cache: self, hash, token, started: self.inner.clock_now(), unfinished: Some(unfinished) }
+        let started = token.is_multiple_of(LOAD_TIMING_SAMPLE).then(|| self.inner.clock_now());
+        LeaderGuard { cache: self, hash, token, started, unfinished: Some(unfinished) }
     }
 
-    /// Joins the flight for `key`, or starts one. `landings` is the shard's count of retired flights as
-    /// the caller saw it before the miss that brought it here.
-    fn join(&self, hash: u64, key: &K, landings: u64) -> Role<V> {
-        let mut flights = self.inner.flights(hash);
-        if let Some(running) = flights.table.find_mut(hash, |running| running.key == *key) {
-            return Role::Follower(Arc::clone(running.flight.get_or_insert_with(Flight::new)));
-        }
-        // A leader inserts before it retires its flight, and counts the retirement under this lock:
-        // if a flight landed since the caller's miss, the value may be here now.
-        if self.inner.landings(hash).load(Ordering::Acquire) != landings
-            && let Some(value) = self.peek_hashed(hash, key)
-        {
+    /// Joins the flight for `key`, or starts one, unless the value turned up since the caller's miss.
+    fn join(&self, hash: u64, key: &K) -> Role<V> {
+        let inner = &*self.inner;
+        let mut shard = inner.write(hash);
+        if let Some(value) = inner.peek_locked(&shard, hash, key) {
             return Role::Cached(value);
         }
-        let token = flights.next_token;
-        flights.next_token += 1;
-        flights
-            .table
-            .insert_unique(hash, InFlight { hash, key: key.clone(), token, flight: None }, |running| running.hash);
-        Role::Leader(token)
+        match shard.flights.follow(hash, key) {
+            Some(flight) => Role::Follower(flight),
+            None => Role::Leader(shard.flights.start(hash, key.clone())),
+        }
     }
 }

@@ -12,7 +12,9 @@
 //!   recently turned away or evicted (a ghost) is let in with the climber's probability.
 //! - Main is a segmented LRU approximated by CLOCK: a referenced entry found at probation's tail moves to
 //!   **protected**; protected's overflow moves back to probation.
-//! - The window's share of the weight and the ghost admission probability are set cache-wide by a hill
+//! - A candidate that beats its victim by exactly one (a narrow win) is let in with the climber's
+//!   probability.
+//! - The window's share of the weight and the two admission probabilities are set cache-wide by a hill
 //!   climber ([`crate::cache`]).
 //!
 //! User code (`Hash`, `Eq`, weighers, `Drop` of keys and values, listeners) never runs while a queue or
@@ -27,6 +29,7 @@ use hashbrown::HashTable;
 
 use crate::RemovalCause;
 use crate::ghost::Ghosts;
+use crate::loader::Flights;
 use crate::sketch::FrequencySketch;
 use crate::warm::RefreshAhead;
 
@@ -154,6 +157,8 @@ pub(crate) struct Tuning {
     pub(crate) window_share: f64,
     /// The probability of admitting a returning ghost, 0..=1.
     pub(crate) ghost_admission: f64,
+    /// The probability of admitting a candidate whose frequency beats its victim's by exactly one, 0..=1.
+    pub(crate) narrow_admission: f64,
     /// The current time in clock nanoseconds.
     pub(crate) now: u64,
 }
@@ -178,6 +183,9 @@ pub(crate) struct Shard<K, V> {
     /// (the window share's bits, the window's maximum weight, the protected segment's) as last computed:
     /// the climber moves the share rarely, and the float arithmetic is not redone on every insert.
     bounds: (u64, u64, u64),
+    /// Loads in flight for keys of this shard, under the same lock as the entries: a key is cached, in
+    /// flight, or neither, and a load lands (its value inserted, its flight retired) in one step.
+    pub(crate) flights: Flights<K, V>,
 }
 
 impl<K, V> Shard<K, V> {
@@ -199,6 +207,7 @@ impl<K, V> Shard<K, V> {
             inserts_since_tuning: 0,
             // No share has these bits (a NaN's): the first `maintain` computes the bounds.
             bounds: (u64::MAX, 0, 0),
+            flights: Flights::default(),
         }
     }
 
@@ -358,6 +367,13 @@ impl<K, V> Shard<K, V> {
             }
             let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline);
             let slots = &self.slots;
+            // At most half full: a full cache replaces an entry on every insert, and a table near its
+            // load limit turns removals into tombstones (a removal next to a full probe group cannot
+            // empty its bucket) until it must rehash in place, reading every slot's hash: tens of
+            // milliseconds, every few million inserts. Half full, a removal nearly always empties its bucket.
+            if self.table.capacity() < 2 * (self.table.len() + 1) {
+                self.table.reserve(self.table.len() + 1, |&i| slots[i as usize].hash);
+            }
             self.table.insert_unique(hash, index, |&i| slots[i as usize].hash);
             self.push_front(Region::Window, index);
             self.weight += u64::from(weight);
@@ -488,7 +504,10 @@ impl<K, V> Shard<K, V> {
             self.evict(victim, RemovalCause::Capacity, removed);
         }
 
-        let mut chances = self.queues[Region::Protected as usize].len;
+        // One second chance per call, not one per entry: a sweep through a protected segment of hot,
+        // referenced entries visits a cold slot at each step, and demoted entries keep their referenced
+        // bit, so probation promotes them back if they are still read (chosen on the ARC traces).
+        let mut chances = 1;
         while self.queues[Region::Protected as usize].weight > protected_max {
             let Some(tail) = self.protected_hand(&mut chances) else { break };
             self.move_to_front(Region::Probation, tail);
@@ -506,7 +525,8 @@ impl<K, V> Shard<K, V> {
     }
 
     /// TinyLFU admission: the candidate (just moved to probation's head) against probation's victim. A
-    /// candidate that lost recently (a ghost) is let in with the climber's probability.
+    /// candidate that lost recently (a ghost), or that wins by only one, is let in with the climber's
+    /// probability for that case.
     fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut RemovedList<K, V>) {
         let Some(victim) = self.probation_victim(candidate, tuning.now, removed) else { return };
         if victim == candidate {
@@ -515,7 +535,9 @@ impl<K, V> Shard<K, V> {
         let candidate_hash = self.slots[candidate as usize].hash;
         let victim_hash = self.slots[victim as usize].hash;
         let candidate_frequency = self.frequency(candidate);
-        let mut admitted = candidate_frequency > self.frequency(victim)
+        let victim_frequency = self.frequency(victim);
+        let mut admitted = candidate_frequency > victim_frequency + 1
+            || (candidate_frequency == victim_frequency + 1 && self.next_unit() < tuning.narrow_admission)
             || (candidate_frequency >= HOT_CANDIDATE && self.next_random() & 127 == 0);
         if !admitted && self.ghosts.contains(candidate_hash) {
             admitted = self.next_unit() < tuning.ghost_admission;

@@ -57,6 +57,7 @@ impl FrequencySketch {
     /// Grows the table (forgetting what it counted) when the cache holds more entries than it was sized
     /// for, which happens with weighted caches whose entry count is not known in advance.
     /// Returns the new size when it grew.
+    #[inline]
     pub(crate) fn ensure_capacity(&mut self, entries: usize) -> Option<usize> {
         if entries > self.sized_for {
             *self = FrequencySketch::new(entries.saturating_mul(2));
@@ -65,48 +66,55 @@ impl FrequencySketch {
         None
     }
 
-    /// The block of a key's counters and their four (word in the block, bit offset) positions. All four
-    /// lie in one 64-byte block, so that counting a key touches one cache line (as Caffeine's sketch
-    /// does); counter `i` is in word `2i` or `2i + 1`, so a key's counters never share a word.
+    /// The block of a key's counters, and the selector bits that place its four counters in it. All
+    /// four lie in one 64-byte block, so that counting a key touches one cache line (as Caffeine's sketch
+    /// does).
     #[inline]
-    fn positions(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
+    fn locate(&self, hash: u64) -> (usize, u64) {
         let spread_hash = spread(hash);
-        let block = spread_hash as usize & self.mask;
-        let selectors = spread_hash >> 32;
-        let positions = std::array::from_fn(|i| {
-            let bits = selectors >> (8 * i);
-            let word = 2 * i + (bits & 1) as usize;
-            let offset = (((bits >> 1) & 15) as u32) * 4;
-            (word, offset)
-        });
-        (block, positions)
+        (spread_hash as usize & self.mask, spread_hash >> 32)
+    }
+
+    /// Counter `i`'s (word in the block, bit offset): word `2i` or `2i + 1`, so a key's counters never
+    /// share a word.
+    #[inline(always)]
+    fn position(selectors: u64, i: usize) -> (usize, u32) {
+        let bits = selectors >> (8 * i);
+        ((2 * i + (bits & 1) as usize) & (BLOCK_WORDS - 1), (((bits >> 1) & 15) as u32) * 4)
     }
 
     /// The estimated frequency of a key, 0..=15.
+    #[inline]
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        let (block, positions) = self.positions(hash);
-        let words = &self.table[block].0;
-        positions.iter().map(|&(word, offset)| ((words[word] >> offset) & 15) as u8).min().unwrap_or(0)
+        let (block, selectors) = self.locate(hash);
+        let Some(Block(words)) = self.table.get(block) else { return 0 };
+        let mut least = 15;
+        for i in 0..4 {
+            let (word, offset) = Self::position(selectors, i);
+            least = least.min((words[word] >> offset) & 15);
+        }
+        least as u8
     }
 
     /// Counts `times` accesses to a key; returns true when the sketch has just been halved.
+    #[inline]
     pub(crate) fn add(&mut self, hash: u64, times: u8) -> bool {
         if times == 0 {
             return false;
         }
-        let mut added = false;
-        let (block, positions) = self.positions(hash);
-        let words = &mut self.table[block].0;
-        for (word, offset) in positions {
+        let (block, selectors) = self.locate(hash);
+        let Some(Block(words)) = self.table.get_mut(block) else { return false };
+        let times = u64::from(times);
+        let mut added = 0;
+        for i in 0..4 {
+            let (word, offset) = Self::position(selectors, i);
             let count = (words[word] >> offset) & 15;
-            let raised = (count + u64::from(times)).min(15);
-            if raised != count {
-                words[word] += (raised - count) << offset;
-                added = true;
-            }
+            let raised = (count + times).min(15);
+            words[word] += (raised - count) << offset;
+            added |= raised - count;
         }
-        if added {
-            self.additions += usize::from(times);
+        if added != 0 {
+            self.additions += times as usize;
             if self.additions >= self.sample_size {
                 self.halve();
                 return true;

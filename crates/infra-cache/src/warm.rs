@@ -127,7 +127,7 @@ where
                     report.entries += entries.len();
                     for (key, value) in entries {
                         let hash = self.inner.hash_of(&key);
-                        self.insert_hashed(hash, key, value, ttl);
+                        self.insert_hashed(hash, key, value, ttl, None);
                     }
                 }
                 Ok(Err(error)) => report.failures.push(format!("warming task {position} failed: {error}")),

@@ -90,6 +90,50 @@ fn frequently_read_keys_survive_a_scan() {
     assert!(survivors >= 45, "only {survivors} of 50 hot keys survived the scan");
 }
 
+/// A stream that repeats with a period longer than the cache: 500 keys read three times a period, and
+/// 2,000 read once. The best the cache can do is keep the 500 and some 500 of the 2,000 for good, missing
+/// 1,500 times a period. Plain TinyLFU admits every newcomer that ties the victim on earlier reads and
+/// so trades once-a-period keys for one another, missing all 2,000; the climber's narrow-admission knob
+/// learns to keep the ones already cached.
+#[test]
+fn keys_read_once_a_period_are_kept_rather_than_churned() {
+    let cache = Cache::builder()
+        .max_capacity(1_000)
+        .shards(1)
+        .hasher(foldhash::fast::FixedState::with_seed(7))
+        .build()
+        .unwrap();
+    let mut period: Vec<u64> = (0..2_000u64).map(|cold| 10_000 + cold).collect();
+    for _ in 0..3 {
+        period.extend(0..500u64);
+    }
+    // A fixed shuffle, so that hot and once-a-period keys interleave.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in (1..period.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        period.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    let mut misses_per_period = Vec::new();
+    for _ in 0..150 {
+        let mut misses = 0;
+        for &key in &period {
+            if cache.get(&key).is_none() {
+                misses += 1;
+                cache.insert(key, key);
+            }
+        }
+        misses_per_period.push(misses);
+    }
+    let settled = &misses_per_period[100..];
+    let mean = settled.iter().sum::<usize>() as f64 / settled.len() as f64;
+    assert!(
+        mean < 1_700.0,
+        "{mean} misses a period once settled (churning would be 2,000, the best 1,500): {misses_per_period:?}"
+    );
+}
+
 #[test]
 fn time_to_live_expires_entries_on_the_injected_clock() {
     let (clock, mock) = Clock::mock();
@@ -215,6 +259,31 @@ fn weights_bound_the_cache_and_odd_weights_are_defined() {
     heavy.insert(1, 1);
     assert!(heavy.is_empty());
     assert_eq!(heavy.stats().removals.capacity, 1);
+}
+
+#[test]
+fn load_times_are_sampled_and_scaled_to_every_load() {
+    let (clock, mock) = Clock::mock();
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(1_000).shards(1).clock(clock).build().unwrap();
+    // The first load is always timed.
+    cache.get_or_insert_with(0, || {
+        mock.increment(Duration::from_millis(5));
+        0
+    });
+    assert_eq!(cache.stats().total_load_time, Duration::from_millis(5));
+    // Every load takes 2 ms from here on: the timed ones stand for the rest.
+    for key in 1..=(4 * infra_cache::LOAD_TIMING_SAMPLE) {
+        cache.get_or_insert_with(key, || {
+            mock.increment(Duration::from_millis(2));
+            key
+        });
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.loads, 1 + 4 * infra_cache::LOAD_TIMING_SAMPLE);
+    // Timed: the first (5 ms) and four of 2 ms, scaled from 5 to 33 loads.
+    let timed = Duration::from_millis(5 + 4 * 2);
+    assert_eq!(stats.total_load_time, timed * 33 / 5);
+    assert_eq!(stats.average_load_time(), timed / 5);
 }
 
 #[test]
