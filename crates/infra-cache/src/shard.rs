@@ -535,11 +535,11 @@ impl<K, V> Shard<K, V> {
         let candidate_hash = self.slots[candidate as usize].hash;
         let victim_hash = self.slots[victim as usize].hash;
         let candidate_frequency = self.frequency(candidate);
-        let victim_frequency = self.frequency(victim);
+        let victim_frequency = self.victim_frequency(victim);
         let mut admitted = candidate_frequency > victim_frequency + 1
             || (candidate_frequency == victim_frequency + 1 && self.next_unit() < tuning.narrow_admission)
             || (candidate_frequency >= HOT_CANDIDATE && self.next_random() & 127 == 0);
-        if !admitted && self.ghosts.contains(candidate_hash) {
+        if !admitted && tuning.ghost_admission > 0.0 && self.ghosts.contains(candidate_hash) {
             admitted = self.next_unit() < tuning.ghost_admission;
         }
         if admitted {
@@ -605,6 +605,15 @@ impl<K, V> Shard<K, V> {
         let slot = &self.slots[index as usize];
         let hits = slot.meta.load(Ordering::Relaxed) & HITS;
         (self.sketch.frequency(slot.hash) + hits).min(15)
+    }
+
+    /// [`frequency`](Self::frequency) for probation's victim, which stays the same from miss to miss
+    /// while candidates are turned away: the sketch remembers its count (its hits are on the slot, a line
+    /// the policy has just read).
+    fn victim_frequency(&mut self, index: u32) -> u8 {
+        let slot = &self.slots[index as usize];
+        let (hash, hits) = (slot.hash, slot.meta.load(Ordering::Relaxed) & HITS);
+        (self.sketch.frequency_remembered(hash) + hits).min(15)
     }
 
     /// Clears the referenced bit, returning whether it was set.

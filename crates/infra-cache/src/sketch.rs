@@ -29,6 +29,9 @@ pub(crate) struct FrequencySketch {
     sample_size: usize,
     /// The entry count the table was sized for.
     sized_for: usize,
+    /// The last key asked for through [`frequency_remembered`](Self::frequency_remembered): its hash,
+    /// its block and its estimate, valid until a count in that block changes.
+    remembered: Option<(u64, usize, u8)>,
 }
 
 /// A 64-bit finalizer (SplitMix64's), spreading a hash the caller's hasher may have left weak.
@@ -51,6 +54,7 @@ impl FrequencySketch {
             additions: 0,
             sample_size: entries.saturating_mul(SAMPLE_PER_ENTRY),
             sized_for: entries,
+            remembered: None,
         }
     }
 
@@ -96,6 +100,21 @@ impl FrequencySketch {
         least as u8
     }
 
+    /// [`frequency`](Self::frequency), remembering the answer for the next call with the same key. The
+    /// eviction policy asks about the same victim miss after miss while it turns candidates away: its
+    /// block is then a line the cache does not read again.
+    #[inline]
+    pub(crate) fn frequency_remembered(&mut self, hash: u64) -> u8 {
+        match self.remembered {
+            Some((remembered, _, frequency)) if remembered == hash => frequency,
+            _ => {
+                let frequency = self.frequency(hash);
+                self.remembered = Some((hash, self.locate(hash).0, frequency));
+                frequency
+            }
+        }
+    }
+
     /// Counts `times` accesses to a key; returns true when the sketch has just been halved.
     #[inline]
     pub(crate) fn add(&mut self, hash: u64, times: u8) -> bool {
@@ -103,6 +122,9 @@ impl FrequencySketch {
             return false;
         }
         let (block, selectors) = self.locate(hash);
+        if self.remembered.is_some_and(|(_, remembered_block, _)| remembered_block == block) {
+            self.remembered = None;
+        }
         let Some(Block(words)) = self.table.get_mut(block) else { return false };
         let times = u64::from(times);
         let mut added = 0;
@@ -125,6 +147,7 @@ impl FrequencySketch {
 
     /// Halves every counter, so that popularity fades.
     fn halve(&mut self) {
+        self.remembered = None;
         for word in self.table.iter_mut().flat_map(|block| block.0.iter_mut()) {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
