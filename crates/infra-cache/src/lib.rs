@@ -56,7 +56,6 @@
 mod builder;
 mod cache;
 mod error;
-mod ghost;
 mod loader;
 mod memo;
 #[cfg(feature = "persist")]

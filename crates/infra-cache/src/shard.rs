@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use hashbrown::HashTable;
 
 use crate::RemovalCause;
-use crate::ghost::Ghosts;
 use crate::loader::Flights;
 use crate::sketch::FrequencySketch;
 use crate::warm::RefreshAhead;
@@ -172,7 +171,6 @@ pub(crate) struct Shard<K, V> {
     max_weight: u64,
     weight: u64,
     sketch: FrequencySketch,
-    ghosts: Ghosts,
     rng: u64,
     /// Where the next expiry sweep resumes, as a slot index.
     sweep_cursor: usize,
@@ -200,7 +198,6 @@ impl<K, V> Shard<K, V> {
             max_weight,
             weight: 0,
             sketch: FrequencySketch::new(expected_entries),
-            ghosts: Ghosts::new(expected_entries),
             rng: seed | 1,
             sweep_cursor: 0,
             expiring: 0,
@@ -382,9 +379,7 @@ impl<K, V> Shard<K, V> {
             }
             // Weighted shards hold an entry count nobody knew in advance: the sketch follows it. (An
             // unweighted shard briefly holds one entry over its bound here, before eviction.)
-            if let Some(entries) = self.sketch.ensure_capacity(self.table.len().saturating_sub(1)) {
-                self.ghosts.set_capacity(entries);
-            }
+            self.sketch.ensure_capacity(self.table.len().saturating_sub(1));
             if self.sketch.add(hash, 1) {
                 self.age_slots();
             }
@@ -413,7 +408,7 @@ impl<K, V> Shard<K, V> {
                 removed.push(Removed { key: entry.key, value: entry.value, cause });
             }
         }
-        self.ghosts.clear();
+        self.sketch.clear_ghosts();
         self.slots.clear();
         self.free.clear();
         self.sweep_cursor = 0;
@@ -461,7 +456,6 @@ impl<K, V> Shard<K, V> {
             + self.slots.capacity() * size_of::<Slot<K, V>>()
             + self.free.capacity() * 4
             + self.sketch.heap_bytes()
-            + self.ghosts.heap_bytes()
     }
 
     // ---- the policy ----
@@ -539,14 +533,14 @@ impl<K, V> Shard<K, V> {
         let mut admitted = candidate_frequency > victim_frequency + 1
             || (candidate_frequency == victim_frequency + 1 && self.next_unit() < tuning.narrow_admission)
             || (candidate_frequency >= HOT_CANDIDATE && self.next_random() & 127 == 0);
-        if !admitted && tuning.ghost_admission > 0.0 && self.ghosts.contains(candidate_hash) {
+        if !admitted && tuning.ghost_admission > 0.0 && self.sketch.is_ghost(candidate_hash) {
             admitted = self.next_unit() < tuning.ghost_admission;
         }
         if admitted {
-            self.ghosts.push(victim_hash);
+            self.sketch.push_ghost(victim_hash);
             self.evict(victim, RemovalCause::Capacity, removed);
         } else {
-            self.ghosts.push(candidate_hash);
+            self.sketch.push_ghost(candidate_hash);
             self.evict(candidate, RemovalCause::Capacity, removed);
         }
     }
