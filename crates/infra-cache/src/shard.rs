@@ -181,6 +181,8 @@ pub(crate) struct Shard<K, V> {
     /// (the window share's bits, the window's maximum weight, the protected segment's) as last computed:
     /// the climber moves the share rarely, and the float arithmetic is not redone on every insert.
     bounds: (u64, u64, u64),
+    /// Half the table's capacity when it was last reserved for churn (see `insert`).
+    table_half: usize,
     /// Loads in flight for keys of this shard, under the same lock as the entries: a key is cached, in
     /// flight, or neither, and a load lands (its value inserted, its flight retired) in one step.
     pub(crate) flights: Flights<K, V>,
@@ -204,6 +206,7 @@ impl<K, V> Shard<K, V> {
             inserts_since_tuning: 0,
             // No share has these bits (a NaN's): the first `maintain` computes the bounds.
             bounds: (u64::MAX, 0, 0),
+            table_half: 0,
             flights: Flights::default(),
         }
     }
@@ -364,12 +367,15 @@ impl<K, V> Shard<K, V> {
             }
             let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline);
             let slots = &self.slots;
-            // At most half full: a full cache replaces an entry on every insert, and a table near its
-            // load limit turns removals into tombstones (a removal next to a full probe group cannot
-            // empty its bucket) until it must rehash in place, reading every slot's hash: tens of
-            // milliseconds, every few million inserts. Half full, a removal nearly always empties its bucket.
-            if self.table.capacity() < 2 * (self.table.len() + 1) {
+            // Once the shard is full, its table is kept at most half full: a full shard replaces an entry
+            // on every insert, and a table near its load limit turns removals into tombstones (a removal
+            // inside a run of full buckets cannot empty its bucket) until it must rehash, reading every
+            // slot's hash: milliseconds, every few hundred thousand inserts. Half full, a removal nearly
+            // always empties its bucket. A shard still filling (or only read) keeps hashbrown's denser
+            // table, which reads faster.
+            if self.weight >= self.max_weight && self.table.len() >= self.table_half {
                 self.table.reserve(self.table.len() + 1, |&i| slots[i as usize].hash);
+                self.table_half = self.table.capacity() / 2;
             }
             self.table.insert_unique(hash, index, |&i| slots[i as usize].hash);
             self.push_front(Region::Window, index);
