@@ -135,6 +135,25 @@ fn keys_read_once_a_period_are_kept_rather_than_churned() {
 }
 
 #[test]
+fn a_full_cache_that_churns_keeps_its_memory() {
+    let cache = Cache::builder().max_capacity(2_000).shards(2).build().unwrap();
+    let mut key = 0u64;
+    let mut churn = |inserts: u64| {
+        for _ in 0..inserts {
+            key += 1;
+            cache.insert(key, key);
+        }
+    };
+    churn(20_000);
+    let settled = cache.heap_bytes();
+    // A hundred times the capacity more: removals leave tombstones in the table now and then, which
+    // must not make it grow again and again.
+    churn(200_000);
+    assert_eq!(cache.entry_count(), 2_000);
+    assert!(cache.heap_bytes() <= settled + settled / 20, "{} bytes, from {settled}", cache.heap_bytes());
+}
+
+#[test]
 fn time_to_live_expires_entries_on_the_injected_clock() {
     let (clock, mock) = Clock::mock();
     let (events, listener) = recording_listener();
