@@ -487,7 +487,7 @@ where
         if tune {
             self.tune();
         }
-        self.finish(removed);
+        removed.for_each(|entry| self.report(&entry.key, &entry.value, entry.cause));
         flight
     }
 

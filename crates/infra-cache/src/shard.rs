@@ -140,6 +140,20 @@ impl<K, V> RemovedList<K, V> {
     }
 }
 
+impl<K, V> RemovedList<K, V> {
+    /// Hands each entry to `each`: the first without going through an iterator chain (most lists hold
+    /// one entry or none).
+    #[inline]
+    pub(crate) fn for_each(self, mut each: impl FnMut(Removed<K, V>)) {
+        if let Some(first) = self.first {
+            each(first);
+        }
+        if !self.rest.is_empty() {
+            self.rest.into_iter().for_each(each);
+        }
+    }
+}
+
 impl<K, V> IntoIterator for RemovedList<K, V> {
     type Item = Removed<K, V>;
     type IntoIter = std::iter::Chain<std::option::IntoIter<Removed<K, V>>, std::vec::IntoIter<Removed<K, V>>>;

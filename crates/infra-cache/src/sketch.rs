@@ -230,11 +230,23 @@ impl FrequencySketch {
         let (block, _) = self.locate(hash);
         let (print, now, horizon) = (fingerprint(hash), self.stamp(), self.horizon);
         let Some(Block(words)) = self.table.get_mut(block) else { return };
-        let age = |words: &[u64; BLOCK_WORDS], way: usize| now.wrapping_sub(Self::ghost(words, way).1);
-        let way = (0..GHOST_WAYS)
-            .find(|&way| Self::ghost(words, way).0 == print)
-            .or_else(|| (0..GHOST_WAYS).find(|&way| Self::ghost(words, way).0 == 0 || age(words, way) >= horizon))
-            .unwrap_or_else(|| (0..GHOST_WAYS).max_by_key(|&way| age(words, way)).unwrap_or(0));
+        // One pass over the ways: the key's own, else the first empty or forgotten one, else the oldest
+        // (the last of equals).
+        let (mut own, mut free, mut oldest) = (None, None, (0, 0));
+        for way in 0..GHOST_WAYS {
+            let (ghost, stamp) = Self::ghost(words, way);
+            let age = now.wrapping_sub(stamp);
+            if ghost == print && own.is_none() {
+                own = Some(way);
+            }
+            if free.is_none() && (ghost == 0 || age >= horizon) {
+                free = Some(way);
+            }
+            if age >= oldest.1 {
+                oldest = (way, age);
+            }
+        }
+        let way = own.or(free).unwrap_or(oldest.0);
         Self::set_ghost(words, way, print, now);
     }
 
