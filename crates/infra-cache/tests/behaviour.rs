@@ -333,6 +333,51 @@ fn single_flight_runs_one_loader_for_concurrent_misses() {
 #[error("the database is down")]
 struct DatabaseDown;
 
+/// Loads, plain inserts, removals and evictions of the same few keys from several threads: a key's
+/// loads never overlap, every caller gets the key's value, and every load is counted.
+#[test]
+fn single_flight_holds_under_churn() {
+    const KEYS: usize = 48;
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(16).shards(2).build().unwrap();
+    let loading: Vec<std::sync::atomic::AtomicBool> = (0..KEYS).map(|_| Default::default()).collect();
+    let loads = AtomicUsize::new(0);
+    let value_of = |key: u64| key * 1_000 + 7;
+    std::thread::scope(|scope| {
+        for thread in 0..6u64 {
+            let (cache, loading, loads) = (&cache, &loading, &loads);
+            scope.spawn(move || {
+                let mut state = thread + 1;
+                for round in 0..4_000u64 {
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    let key = (state >> 33) % KEYS as u64;
+                    match (thread + round) % 8 {
+                        0 => cache.insert(key, value_of(key)),
+                        1 => {
+                            cache.remove(&key);
+                        }
+                        _ => {
+                            let value = cache.get_or_insert_with(key, || {
+                                assert!(
+                                    !loading[key as usize].swap(true, Ordering::SeqCst),
+                                    "two loads of key {key} at once"
+                                );
+                                loads.fetch_add(1, Ordering::SeqCst);
+                                std::thread::yield_now();
+                                loading[key as usize].store(false, Ordering::SeqCst);
+                                value_of(key)
+                            });
+                            assert_eq!(value, value_of(key));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let stats = cache.stats();
+    assert_eq!(stats.loads, loads.load(Ordering::SeqCst) as u64);
+    assert!(stats.loads > 0 && cache.entry_count() <= 16);
+}
+
 #[test]
 fn a_failing_loader_wakes_its_waiters_with_the_error() {
     let cache: Cache<u64, u64> = Cache::new(100);
