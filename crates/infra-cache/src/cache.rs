@@ -12,7 +12,7 @@ use std::time::Duration;
 use quanta::Clock;
 
 use crate::builder::{CacheBuilder, Listener, Weigher};
-use crate::loader::Flight;
+use crate::loader::{Flight, FlightState};
 use crate::shard::{NEVER, Removed, RemovedList, Shard, Tuning};
 use crate::stats::{CacheStats, Counters};
 use crate::warm::{REFRESH_QUEUE, RefreshAhead, RefreshLoader, Warming, WarmingTask, spawn_refresher};
@@ -270,17 +270,10 @@ where
     }
 
     /// Inserts with the key's hash already computed; `ttl` of `None` means the cache's. `landing` is the
-    /// token of the caller's load in flight for the key, retired in the same critical section as the
-    /// insert (so that no caller finds the key neither cached nor in flight in between); its flight is
-    /// returned for the caller to land.
-    pub(crate) fn insert_hashed(
-        &self,
-        hash: u64,
-        key: K,
-        value: V,
-        ttl: Option<Duration>,
-        landing: Option<u64>,
-    ) -> Option<Arc<Flight<V>>> {
+    /// caller's load in flight for the key (its token and the value loaded): it is retired in the same
+    /// critical section as the insert (so that no caller finds the key neither cached nor in flight in
+    /// between), and its waiters get the value before any user code (listeners, drops) runs.
+    pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V, ttl: Option<Duration>, landing: Option<(u64, &V)>) {
         let Some(ttl) = ttl else {
             return self.inner.insert(hash, key, value, self.inner.time_to_live, landing);
         };
@@ -291,11 +284,12 @@ where
                 if let Some((old_key, old_value, _)) = shard.remove(hash, &key) {
                     removed.push(Removed { key: old_key, value: old_value, cause: RemovalCause::Replaced });
                 }
-                landing.and_then(|token| shard.flights.retire(hash, token))
+                landing.and_then(|(token, _)| shard.flights.retire(hash, token))
             };
+            land(flight, landing);
             removed.push(Removed { key, value, cause: RemovalCause::Expired });
             self.inner.finish(removed);
-            return flight;
+            return;
         }
         if !self.inner.may_expire.load(Ordering::Relaxed) {
             self.inner.may_expire.store(true, Ordering::Relaxed);
@@ -452,16 +446,13 @@ where
         u64::try_from(self.clock.now().duration_since(self.epoch).as_nanos()).unwrap_or(NEVER - 1)
     }
 
-    /// Inserts an entry and, with `landing`, retires that load in flight in the same critical section,
-    /// returning its flight.
-    pub(crate) fn insert(
-        &self,
-        hash: u64,
-        key: K,
-        value: V,
-        time_to_live: Option<u64>,
-        landing: Option<u64>,
-    ) -> Option<Arc<Flight<V>>> {
+    /// Inserts an entry and, with `landing`, retires that load in flight in the same critical section and
+    /// wakes its waiters with the value before reporting and dropping removed entries (user code that
+    /// may panic).
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V, time_to_live: Option<u64>, landing: Option<(u64, &V)>)
+    where
+        V: Clone,
+    {
         let weight = self.weigher.as_ref().map_or(1, |weigher| weigher(&key, &value).max(1));
         let now = if self.may_expire.load(Ordering::Relaxed) { self.now() } else { 0 };
         let deadline = time_to_live.map_or(NEVER, |ttl| now.saturating_add(ttl));
@@ -477,18 +468,18 @@ where
             let mut shard = self.write(hash);
             shard.insert(hash, key, value, weight, deadline, expires, tuning, &mut removed);
             shard.sweep_expired(now, SWEEP_PER_WRITE, &mut removed);
-            let flight = landing.and_then(|token| shard.flights.retire(hash, token));
+            let flight = landing.and_then(|(token, _)| shard.flights.retire(hash, token));
             let tune = shard.inserts_since_tuning >= INSERTS_PER_TUNING;
             if tune {
                 shard.inserts_since_tuning = 0;
             }
             (tune, flight)
         };
+        land(flight, landing);
         if tune {
             self.tune();
         }
         removed.for_each(|entry| self.report(&entry.key, &entry.value, entry.cause));
-        flight
     }
 
     fn entry_count(&self) -> usize {
@@ -685,6 +676,13 @@ impl Climber {
         self.knobs[self.turn].make_move();
         self.turn = (self.turn + 1) % self.knobs.len();
         Some(self.knobs.each_ref().map(|knob| knob.value))
+    }
+}
+
+/// Wakes a retired flight's waiters, if it had any, with the landed value.
+fn land<V: Clone>(flight: Option<Arc<Flight<V>>>, landing: Option<(u64, &V)>) {
+    if let (Some(flight), Some((_, value))) = (flight, landing) {
+        flight.land(FlightState::Loaded(value.clone()));
     }
 }
 

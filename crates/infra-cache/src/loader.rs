@@ -178,6 +178,8 @@ where
     token: u64,
     /// When the load started, for one load in [`LOAD_TIMING_SAMPLE`].
     started: Option<quanta::Instant>,
+    /// Whether the load has been counted in the stats.
+    counted: bool,
     unfinished: Option<LoadError>,
 }
 
@@ -187,26 +189,32 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
-    /// Counts the load, its time and whether it succeeded; from here on, dropping the guard does nothing.
-    fn loaded(&mut self, succeeded: bool) {
-        self.unfinished = None;
-        let inner = &self.cache.inner;
-        let took = self.started.map(|started| inner.clock_now().duration_since(started));
-        inner.counters.load(took, succeeded);
+    /// Counts the load, its time and whether it succeeded, once.
+    fn count(&mut self, succeeded: bool) {
+        if let Some(started) = self.started.take() {
+            let took = self.cache.inner.clock_now().duration_since(started);
+            self.cache.inner.counters.load(Some(took), succeeded);
+        } else if !self.counted {
+            self.cache.inner.counters.load(None, succeeded);
+        }
+        self.counted = true;
     }
 
-    /// Stores the loaded value (with its own time to live, or the cache's) and lands the flight.
+    /// Stores the loaded value (with its own time to live, or the cache's) and lands the flight. Until
+    /// the insert has retired the flight, the guard stays armed: a weigher or a key's `Eq` that panics
+    /// on the way still wakes the waiters (with [`LoadError::Panicked`]).
     fn land_value(&mut self, key: K, value: V, ttl: Option<Duration>) -> V {
-        self.loaded(true);
-        if let Some(flight) = self.cache.insert_hashed(self.hash, key, value.clone(), ttl, Some(self.token)) {
-            flight.land(FlightState::Loaded(value.clone()));
-        }
+        self.count(true);
+        self.cache.insert_hashed(self.hash, key, value.clone(), ttl, Some((self.token, &value)));
+        self.unfinished = None;
         value
     }
 
-    /// Retires the flight without a value and wakes its waiters with `error`.
+    /// Retires the flight without a value and wakes its waiters with `error` (nothing to do if an insert
+    /// retired it already).
     fn land_error(&mut self, error: LoadError) {
-        self.loaded(false);
+        self.unfinished = None;
+        self.count(false);
         let flight = self.cache.inner.write(self.hash).flights.retire(self.hash, self.token);
         if let Some(flight) = flight {
             flight.land(FlightState::Failed(error));
@@ -368,7 +376,7 @@ where
 
     fn lead(&self, hash: u64, token: u64, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {
         let started = token.is_multiple_of(LOAD_TIMING_SAMPLE).then(|| self.inner.clock_now());
-        LeaderGuard { cache: self, hash, token, started, unfinished: Some(unfinished) }
+        LeaderGuard { cache: self, hash, token, started, counted: false, unfinished: Some(unfinished) }
     }
 
     /// Joins the flight for `key`, or starts one, unless the value turned up since the caller's miss.

@@ -462,6 +462,46 @@ impl PartialEq for Touchy {
 
 impl Eq for Touchy {}
 
+/// The loader returns, and the weigher panics on storing its value: the waiters still wake.
+#[test]
+fn a_weigher_that_panics_on_a_loaded_value_leaves_nobody_waiting() {
+    let panicked_once = std::sync::atomic::AtomicBool::new(false);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .weigher(move |_, value: &u64| {
+            if *value == 13 && !panicked_once.swap(true, Ordering::SeqCst) {
+                panic!("weigher bug");
+            }
+            1
+        })
+        .max_weight(100)
+        .build()
+        .unwrap();
+    let leader_started = Arc::new(Barrier::new(2));
+    let leader = {
+        let (cache, leader_started) = (cache.clone(), Arc::clone(&leader_started));
+        std::thread::spawn(move || {
+            cache.get_or_insert_with(1, || {
+                leader_started.wait();
+                std::thread::sleep(Duration::from_millis(50));
+                13
+            })
+        })
+    };
+    leader_started.wait();
+    // The waiter runs on a thread of its own, so that a waiter left hanging fails the test instead of
+    // hanging it.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    {
+        let cache = cache.clone();
+        std::thread::spawn(move || sender.send(cache.try_get_or_insert_with(1, || Ok::<_, DatabaseDown>(13))));
+    }
+    assert!(leader.join().is_err(), "the weigher's panic goes on in the loading thread");
+    let waited = receiver.recv_timeout(Duration::from_secs(10)).expect("the waiter woke");
+    // The waiter saw the panic, or arrived after it and loaded (the weigher panics only once).
+    assert!(matches!(waited, Err(LoadError::Panicked) | Ok(13)), "{waited:?}");
+    assert_eq!(cache.get_or_insert_with(1, || 13), 13, "the key loads again");
+}
+
 #[test]
 fn keys_that_panic_in_hash_or_eq_do_not_corrupt_the_cache() {
     let cache: Cache<Touchy, u64> = Cache::builder().max_capacity(8).shards(1).build().unwrap();
