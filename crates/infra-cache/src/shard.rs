@@ -777,6 +777,49 @@ fn touch(meta: &AtomicU8) {
 mod tests {
     use super::*;
 
+    /// Keys whose sketch counters do not overlap in a 16-entry sketch, found by search so the test does
+    /// not depend on where the hash function puts them.
+    fn distinct_keys(count: usize) -> Vec<u64> {
+        let mut keys: Vec<u64> = Vec::new();
+        for candidate in 1u64.. {
+            let hash = crate::sketch::spread(candidate);
+            let mut sketch = FrequencySketch::new(16);
+            for &key in &keys {
+                sketch.add(key, 1);
+            }
+            if sketch.frequency(hash) == 0 {
+                keys.push(hash);
+                if keys.len() == count {
+                    return keys;
+                }
+            }
+        }
+        unreachable!("the search runs until it finds enough keys")
+    }
+
+    /// A candidate whose estimate beats its victim's by exactly one is admitted with the narrow-admission
+    /// probability: never at 0, always at 1.
+    #[test]
+    fn narrow_wins_follow_the_narrow_admission_knob() {
+        let [a, b, c] = distinct_keys(3)[..] else { unreachable!() };
+        for (narrow_admission, b_stays) in [(0.0, false), (1.0, true)] {
+            let tuning = Tuning { window_share: 0.0, ghost_admission: 0.0, narrow_admission, now: 0 };
+            let mut shard: Shard<u64, u64> = Shard::new(2, 16, 1);
+            let mut removed = RemovedList::new();
+            // A window of one entry: `a` moves on to probation when `b` arrives.
+            shard.insert(a, a, 0, 1, NEVER, NEVER, tuning, &mut removed);
+            shard.insert(b, b, 0, 1, NEVER, NEVER, tuning, &mut removed);
+            // One read: `b` is now estimated at 2 (counted once, read once), `a` at 1.
+            assert_eq!(shard.get(b, &b, || 0, None, None), Some(0));
+            // `c` pushes `b` out of the window; the shard is over its bound, so `b` meets victim `a`.
+            shard.insert(c, c, 0, 1, NEVER, NEVER, tuning, &mut removed);
+            let evicted: Vec<u64> = removed.into_iter().map(|removed| removed.key).collect();
+            let expected = if b_stays { a } else { b };
+            assert_eq!(evicted, [expected], "narrow admission {narrow_admission}");
+            assert_eq!(shard.find(b, &b).is_some(), b_stays);
+        }
+    }
+
     #[test]
     fn small_entries_take_one_cache_line() {
         assert_eq!(size_of::<Slot<u64, u64>>(), 64);
