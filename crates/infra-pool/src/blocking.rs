@@ -55,7 +55,12 @@ impl<M: BlockingManager> std::fmt::Debug for BlockingPoolBuilder<M> {
 impl<M: BlockingManager> BlockingPoolBuilder<M> {
     config_setters!(M::Connection);
 
-    /// Builds the pool and starts its maintenance thread (which opens `min_idle` connections at once).
+    /// Builds the pool, opens its `min_idle` connections on the calling thread (each within the create
+    /// timeout; one that cannot be opened is counted and left to maintenance, where r2d2 would fail the
+    /// build), and starts its maintenance thread.
+    ///
+    /// The first maintenance pass runs here rather than on the new thread, so that the pool is warm when
+    /// `build` returns, and no pass of the thread's races the caller's first acquires.
     ///
     /// # Errors
     ///
@@ -64,6 +69,7 @@ impl<M: BlockingManager> BlockingPoolBuilder<M> {
         let interval = self.settings.config.maintenance_interval;
         let core = self.settings.into_core()?;
         let inner = Arc::new(Inner { core, manager: self.manager, maintenance: Mutex::new(None) });
+        inner.maintain();
         let pool = Arc::downgrade(&inner);
         let worker = thread::Builder::new()
             .name("infra-pool-maintenance".into())
@@ -315,13 +321,12 @@ impl<M: BlockingManager> Drop for Inner<M> {
 /// or is dropped (either unparks it).
 fn maintain<M: BlockingManager>(pool: Weak<Inner<M>>, interval: Duration) {
     loop {
-        {
-            let Some(inner) = pool.upgrade() else { return };
-            if inner.core.is_closed() {
-                return;
-            }
-            inner.maintain();
-        }
+        // `build` ran the first pass; a wake-up from `close` or the pool's drop ends the loop below.
         thread::park_timeout(interval);
+        let Some(inner) = pool.upgrade() else { return };
+        if inner.core.is_closed() {
+            return;
+        }
+        inner.maintain();
     }
 }
