@@ -308,7 +308,7 @@ where
         let taken = self.inner.write(hash).remove(hash, key);
         let (key, value, expires) = taken?;
         if self.inner.now() >= expires {
-            self.inner.finish([Removed { key, value, cause: RemovalCause::Expired }]);
+            self.inner.report(&key, &value, RemovalCause::Expired);
             return None;
         }
         self.inner.report(&key, &value, RemovalCause::Explicit);
@@ -479,7 +479,7 @@ where
         if tune {
             self.tune();
         }
-        removed.for_each(|entry| self.report(&entry.key, &entry.value, entry.cause));
+        self.finish(removed);
     }
 
     fn entry_count(&self) -> usize {
@@ -514,10 +514,8 @@ where
     }
 
     /// Counts and reports removed entries, then drops them, all outside any lock.
-    pub(crate) fn finish(&self, removed: impl IntoIterator<Item = Removed<K, V>>) {
-        for entry in removed {
-            self.report(&entry.key, &entry.value, entry.cause);
-        }
+    pub(crate) fn finish(&self, removed: RemovedList<K, V>) {
+        removed.for_each(|entry| self.report(&entry.key, &entry.value, entry.cause));
     }
 
     pub(crate) fn report(&self, key: &K, value: &V, cause: RemovalCause) {

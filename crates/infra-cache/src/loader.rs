@@ -191,13 +191,13 @@ where
 {
     /// Counts the load, its time and whether it succeeded, once.
     fn count(&mut self, succeeded: bool) {
-        if let Some(started) = self.started.take() {
-            let took = self.cache.inner.clock_now().duration_since(started);
-            self.cache.inner.counters.load(Some(took), succeeded);
-        } else if !self.counted {
-            self.cache.inner.counters.load(None, succeeded);
+        if self.counted {
+            return;
         }
         self.counted = true;
+        let inner = &self.cache.inner;
+        let took = self.started.map(|started| inner.clock_now().duration_since(started));
+        inner.counters.load(took, succeeded);
     }
 
     /// Stores the loaded value (with its own time to live, or the cache's) and lands the flight. Until

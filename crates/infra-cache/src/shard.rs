@@ -138,9 +138,7 @@ impl<K, V> RemovedList<K, V> {
             self.rest.push(removed);
         }
     }
-}
 
-impl<K, V> RemovedList<K, V> {
     /// Hands each entry to `each`: the first without going through an iterator chain (most lists hold
     /// one entry or none).
     #[inline]
@@ -151,15 +149,6 @@ impl<K, V> RemovedList<K, V> {
         if !self.rest.is_empty() {
             self.rest.into_iter().for_each(each);
         }
-    }
-}
-
-impl<K, V> IntoIterator for RemovedList<K, V> {
-    type Item = Removed<K, V>;
-    type IntoIter = std::iter::Chain<std::option::IntoIter<Removed<K, V>>, std::vec::IntoIter<Removed<K, V>>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.first.into_iter().chain(self.rest)
     }
 }
 
@@ -616,18 +605,22 @@ impl<K, V> Shard<K, V> {
 
     /// Estimated popularity: the sketch's count from before the entry was cached plus its hits since.
     fn frequency(&self, index: u32) -> u8 {
-        let slot = &self.slots[index as usize];
-        let hits = slot.meta.load(Ordering::Relaxed) & HITS;
-        (self.sketch.frequency(slot.hash) + hits).min(15)
+        let (hash, hits) = self.hash_and_hits(index);
+        (self.sketch.frequency(hash) + hits).min(15)
     }
 
     /// [`frequency`](Self::frequency) for probation's victim, which stays the same from miss to miss
     /// while candidates are turned away: the sketch remembers its count (its hits are on the slot, a line
     /// the policy has just read).
     fn victim_frequency(&mut self, index: u32) -> u8 {
-        let slot = &self.slots[index as usize];
-        let (hash, hits) = (slot.hash, slot.meta.load(Ordering::Relaxed) & HITS);
+        let (hash, hits) = self.hash_and_hits(index);
         (self.sketch.frequency_remembered(hash) + hits).min(15)
+    }
+
+    /// A slot's hash and the hits it counted since it was cached or last aged.
+    fn hash_and_hits(&self, index: u32) -> (u64, u8) {
+        let slot = &self.slots[index as usize];
+        (slot.hash, slot.meta.load(Ordering::Relaxed) & HITS)
     }
 
     /// Clears the referenced bit, returning whether it was set.
@@ -813,7 +806,8 @@ mod tests {
             assert_eq!(shard.get(b, &b, || 0, None, None), Some(0));
             // `c` pushes `b` out of the window; the shard is over its bound, so `b` meets victim `a`.
             shard.insert(c, c, 0, 1, NEVER, NEVER, tuning, &mut removed);
-            let evicted: Vec<u64> = removed.into_iter().map(|removed| removed.key).collect();
+            let mut evicted = Vec::new();
+            removed.for_each(|removed| evicted.push(removed.key));
             let expected = if b_stays { a } else { b };
             assert_eq!(evicted, [expected], "narrow admission {narrow_admission}");
             assert_eq!(shard.find(b, &b).is_some(), b_stays);

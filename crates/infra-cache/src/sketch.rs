@@ -21,7 +21,8 @@
 //! `capacity` pushes have happened since its own (stamps count pushes, in units of a power of two for
 //! large shards); a full block gives up its oldest ghost.
 
-/// Blocks per cache entry, times two: half a block (48 counters) per entry.
+/// Words of the table per cache entry: half a block, so 48 counters (three of the four words are
+/// counters) and two ghosts.
 const WORDS_PER_ENTRY: usize = 4;
 /// Words in a block: a 64-byte cache line.
 const BLOCK_WORDS: usize = 8;

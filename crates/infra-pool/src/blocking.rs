@@ -317,11 +317,10 @@ impl<M: BlockingManager> Drop for Inner<M> {
     }
 }
 
-/// The maintenance thread: a pass now (warming `min_idle`), then one every interval, until the pool closes
-/// or is dropped (either unparks it).
+/// The maintenance thread: a pass every interval (`build` ran the first, warming `min_idle`), until the pool
+/// closes or is dropped (either unparks it).
 fn maintain<M: BlockingManager>(pool: Weak<Inner<M>>, interval: Duration) {
     loop {
-        // `build` ran the first pass; a wake-up from `close` or the pool's drop ends the loop below.
         thread::park_timeout(interval);
         let Some(inner) = pool.upgrade() else { return };
         if inner.core.is_closed() {
