@@ -273,20 +273,29 @@ where
     /// caller's load in flight for the key (its token and the value loaded): it is retired in the same
     /// critical section as the insert (so that no caller finds the key neither cached nor in flight in
     /// between), and its waiters get the value before any user code (listeners, drops) runs.
+    #[inline]
     pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V, ttl: Option<Duration>, landing: Option<(u64, &V)>) {
-        let Some(ttl) = ttl else {
-            return self.inner.insert(hash, key, value, self.inner.time_to_live, landing);
-        };
+        match ttl {
+            None => self.inner.insert(hash, key, value, self.inner.time_to_live, landing),
+            Some(ttl) => self.insert_with_ttl_hashed(hash, key, value, ttl, landing),
+        }
+    }
+
+    /// [`insert_hashed`](Self::insert_hashed) with a time to live of the entry's own.
+    #[inline(never)]
+    fn insert_with_ttl_hashed(&self, hash: u64, key: K, value: V, ttl: Duration, landing: Option<(u64, &V)>) {
         if ttl.is_zero() {
             let mut removed = RemovedList::new();
             let flight = {
                 let mut shard = self.inner.write(hash);
                 if let Some((old_key, old_value, _)) = shard.remove(hash, &key) {
+                    self.inner.counters.removed(RemovalCause::Replaced);
                     removed.push(Removed { key: old_key, value: old_value, cause: RemovalCause::Replaced });
                 }
                 landing.and_then(|(token, _)| shard.flights.retire(hash, token))
             };
             land(flight, landing);
+            self.inner.counters.removed(RemovalCause::Expired);
             removed.push(Removed { key, value, cause: RemovalCause::Expired });
             self.inner.finish(removed);
             return;
@@ -353,12 +362,15 @@ where
 
     /// A snapshot of the counters (the seed's `get_stats`).
     pub fn stats(&self) -> CacheStats {
-        let (entries, weight) = self.inner.shards.iter().fold((0, 0), |(entries, weight), cell| {
+        let (mut entries, mut weight, mut removals) = (0, 0, [0u64; 4]);
+        for cell in self.inner.shards.iter() {
             let shard = read_lock(&cell.shard);
-            (entries + shard.len(), weight + shard.weight())
-        });
+            entries += shard.len();
+            weight += shard.weight();
+            removals.iter_mut().zip(shard.removals()).for_each(|(total, count)| *total += count);
+        }
         let dropped = self.inner.refresh.as_ref().map_or(0, |refresh| refresh.dropped.load(Ordering::Relaxed));
-        self.inner.counters.snapshot(entries, weight, self.inner.max_weight, dropped)
+        self.inner.counters.snapshot(entries, weight, self.inner.max_weight, dropped, removals)
     }
 
     /// Heap bytes the cache's own structures hold (tables, slots, queues, sketch, ghosts), beside what
@@ -513,16 +525,25 @@ where
         }
     }
 
-    /// Counts and reports removed entries, then drops them, all outside any lock.
+    /// Reports removed entries (counted already, by their shard) to the listener, then drops them, all
+    /// outside any lock.
+    #[inline]
     pub(crate) fn finish(&self, removed: RemovedList<K, V>) {
-        removed.for_each(|entry| self.report(&entry.key, &entry.value, entry.cause));
+        if let Some(listener) = &self.listener {
+            removed.for_each(|entry| self.notify(listener, &entry.key, &entry.value, entry.cause));
+        }
     }
 
+    /// Counts and reports an entry removed outside any shard's bookkeeping.
     pub(crate) fn report(&self, key: &K, value: &V, cause: RemovalCause) {
         self.counters.removed(cause);
-        if let Some(listener) = &self.listener
-            && catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err()
-        {
+        if let Some(listener) = &self.listener {
+            self.notify(listener, key, value, cause);
+        }
+    }
+
+    fn notify(&self, listener: &Listener<K, V>, key: &K, value: &V, cause: RemovalCause) {
+        if catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err() {
             self.counters.listener_panicked();
         }
     }
@@ -678,6 +699,7 @@ impl Climber {
 }
 
 /// Wakes a retired flight's waiters, if it had any, with the landed value.
+#[inline]
 fn land<V: Clone>(flight: Option<Arc<Flight<V>>>, landing: Option<(u64, &V)>) {
     if let (Some(flight), Some((_, value))) = (flight, landing) {
         flight.land(FlightState::Loaded(value.clone()));

@@ -23,8 +23,10 @@ use crate::cache::{Cache, lock};
 use crate::error::LoadError;
 use crate::stats::LOAD_TIMING_SAMPLE;
 
-/// Loads in flight in one shard.
+/// Loads in flight in one shard: usually none or one at a time, so the first is kept inline and only
+/// the others go to a table.
 pub(crate) struct Flights<K, V> {
+    solo: Option<InFlight<K, V>>,
     table: HashTable<InFlight<K, V>>,
     /// The token the next flight gets.
     next_token: u64,
@@ -32,13 +34,15 @@ pub(crate) struct Flights<K, V> {
 
 impl<K, V> Default for Flights<K, V> {
     fn default() -> Self {
-        Flights { table: HashTable::new(), next_token: 0 }
+        Flights { solo: None, table: HashTable::new(), next_token: 0 }
     }
 }
 
 impl<K, V> std::fmt::Debug for Flights<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flights").field("running", &self.table.len()).finish_non_exhaustive()
+        f.debug_struct("Flights")
+            .field("running", &(usize::from(self.solo.is_some()) + self.table.len()))
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,7 +50,12 @@ impl<K: Eq, V> Flights<K, V> {
     /// The flight loading `key`, if one is running; the waiters' [`Flight`] is allocated by the first
     /// caller to ask.
     fn follow(&mut self, hash: u64, key: &K) -> Option<Arc<Flight<V>>> {
-        let running = self.table.find_mut(hash, |running| running.key == *key)?;
+        let running = match &mut self.solo {
+            Some(solo) if solo.hash == hash && solo.key == *key => solo,
+            // Most misses find no other load running: no probe.
+            _ if self.table.is_empty() => return None,
+            _ => self.table.find_mut(hash, |running| running.key == *key)?,
+        };
         Some(Arc::clone(running.flight.get_or_insert_with(Flight::new)))
     }
 
@@ -54,12 +63,20 @@ impl<K: Eq, V> Flights<K, V> {
     fn start(&mut self, hash: u64, key: K) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
-        self.table.insert_unique(hash, InFlight { hash, key, token, flight: None }, |running| running.hash);
+        let running = InFlight { hash, key, token, flight: None };
+        if self.solo.is_none() {
+            self.solo = Some(running);
+        } else {
+            self.table.insert_unique(hash, running, |running| running.hash);
+        }
         token
     }
 
     /// Retires the load with `token`, returning its flight if anyone waits on it.
     pub(crate) fn retire(&mut self, hash: u64, token: u64) -> Option<Arc<Flight<V>>> {
+        if self.solo.as_ref().is_some_and(|solo| solo.token == token) {
+            return self.solo.take().and_then(|solo| solo.flight);
+        }
         match self.table.find_entry(hash, |running| running.token == token) {
             Ok(entry) => entry.remove().0.flight,
             Err(_) => None,
@@ -390,5 +407,35 @@ where
             Some(flight) => Role::Follower(flight),
             None => Role::Leader(shard.flights.start(hash, key.clone())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first load in flight is kept inline and the others in the table; either is found, followed and
+    /// retired, in any order, and a retired load is not found again.
+    #[test]
+    fn flights_inline_and_in_the_table_are_followed_and_retired() {
+        let mut flights: Flights<u64, u64> = Flights::default();
+        assert!(flights.follow(1, &10).is_none());
+        let first = flights.start(1, 10);
+        let second = flights.start(2, 20);
+        let third = flights.start(1, 30);
+        assert!(flights.solo.is_some() && flights.table.len() == 2);
+        let waiting_first = flights.follow(1, &10).expect("the inline load");
+        let waiting_third = flights.follow(1, &30).expect("a load in the table with the same hash");
+        assert!(flights.follow(1, &50).is_none(), "a key not in flight");
+        assert!(Arc::ptr_eq(&waiting_third, &flights.follow(1, &30).expect("still running")), "one flight a load");
+        let retired = flights.retire(1, first).expect("someone waits");
+        assert!(Arc::ptr_eq(&retired, &waiting_first));
+        assert!(flights.follow(1, &10).is_none(), "retired");
+        assert!(flights.retire(2, second).is_none(), "nobody waited on it");
+        assert!(Arc::ptr_eq(&flights.retire(1, third).expect("someone waits"), &waiting_third));
+        assert!(flights.solo.is_none() && flights.table.is_empty());
+        // The inline place is free again.
+        flights.start(3, 40);
+        assert!(flights.solo.is_some() && flights.table.is_empty());
     }
 }

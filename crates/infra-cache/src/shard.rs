@@ -186,6 +186,9 @@ pub(crate) struct Shard<K, V> {
     bounds: (u64, u64, u64),
     /// Half the table's capacity when it was last reserved for churn (see `insert`).
     table_half: usize,
+    /// Entries removed, by cause: counted here, under the lock the removal holds anyway, rather than on
+    /// the thread's stripe of the cache's counters.
+    removals: [u64; 4],
     /// Loads in flight for keys of this shard, under the same lock as the entries: a key is cached, in
     /// flight, or neither, and a load lands (its value inserted, its flight retired) in one step.
     pub(crate) flights: Flights<K, V>,
@@ -210,6 +213,7 @@ impl<K, V> Shard<K, V> {
             // No share has these bits (a NaN's): the first `maintain` computes the bounds.
             bounds: (u64::MAX, 0, 0),
             table_half: 0,
+            removals: [0; 4],
             flights: Flights::default(),
         }
     }
@@ -358,14 +362,14 @@ impl<K, V> Shard<K, V> {
             let region = slot.region as usize;
             self.queues[region].weight = self.queues[region].weight - u64::from(old_weight) + u64::from(weight);
             self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
-            removed.push(Removed { key, value: old_value, cause: RemovalCause::Replaced });
+            self.hand_over(removed, key, old_value, RemovalCause::Replaced);
             if u64::from(weight) > self.max_weight {
                 self.evict(index, RemovalCause::Capacity, removed);
             }
         } else {
             if u64::from(weight) > self.max_weight {
                 // Heavier than the whole shard: it could only be stored by emptying it.
-                removed.push(Removed { key, value, cause: RemovalCause::Capacity });
+                self.hand_over(removed, key, value, RemovalCause::Capacity);
                 return;
             }
             let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline);
@@ -414,7 +418,7 @@ impl<K, V> Shard<K, V> {
         for index in 0..self.slots.len() as u32 {
             if self.slots[index as usize].entry.is_some() {
                 let (entry, _) = self.take(index);
-                removed.push(Removed { key: entry.key, value: entry.value, cause });
+                self.hand_over(removed, entry.key, entry.value, cause);
             }
         }
         self.sketch.clear_ghosts();
@@ -496,14 +500,15 @@ impl<K, V> Shard<K, V> {
                 self.move_to_front(Region::Window, candidate);
                 continue;
             }
-            self.move_to_front(Region::Probation, candidate);
-            if self.weight > self.max_weight {
-                self.admit(candidate, tuning, removed);
+            // Judged before it moves: a candidate turned away leaves from the window's tail, and only
+            // one that stays is linked into probation.
+            if self.weight <= self.max_weight || self.admit(candidate, tuning, removed) {
+                self.move_to_front(Region::Probation, candidate);
             }
         }
 
         while self.weight > self.max_weight {
-            let Some(victim) = self.victim(NIL, tuning.now, removed) else { break };
+            let Some(victim) = self.victim(tuning.now, removed) else { break };
             self.evict(victim, RemovalCause::Capacity, removed);
         }
 
@@ -527,14 +532,12 @@ impl<K, V> Shard<K, V> {
         (self.bounds.1, self.bounds.2)
     }
 
-    /// TinyLFU admission: the candidate (just moved to probation's head) against probation's victim. A
-    /// candidate that lost recently (a ghost), or that wins by only one, is let in with the climber's
-    /// probability for that case.
-    fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut RemovedList<K, V>) {
-        let Some(victim) = self.probation_victim(candidate, tuning.now, removed) else { return };
-        if victim == candidate {
-            return;
-        }
+    /// TinyLFU admission: the candidate (the window's tail) against probation's victim. A candidate that
+    /// lost recently (a ghost), or that wins by only one, is let in with the climber's probability for
+    /// that case. Returns whether the candidate stays (the loser is evicted; with probation empty, the
+    /// candidate stays and evicting is left to the caller).
+    fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut RemovedList<K, V>) -> bool {
+        let Some(victim) = self.probation_victim(tuning.now, removed) else { return true };
         let candidate_hash = self.slots[candidate as usize].hash;
         let victim_hash = self.slots[victim as usize].hash;
         let candidate_frequency = self.frequency(candidate);
@@ -552,10 +555,11 @@ impl<K, V> Shard<K, V> {
             self.sketch.push_ghost(candidate_hash);
             self.evict(candidate, RemovalCause::Capacity, removed);
         }
+        admitted
     }
 
     /// Probation's tail after promoting referenced entries to protected (and reclaiming expired ones).
-    fn probation_victim(&mut self, candidate: u32, now: u64, removed: &mut RemovedList<K, V>) -> Option<u32> {
+    fn probation_victim(&mut self, now: u64, removed: &mut RemovedList<K, V>) -> Option<u32> {
         loop {
             let tail = self.queues[Region::Probation as usize].tail;
             if tail == NIL {
@@ -565,7 +569,7 @@ impl<K, V> Shard<K, V> {
                 self.evict(tail, RemovalCause::Expired, removed);
                 continue;
             }
-            if tail != candidate && self.take_reference(tail) {
+            if self.take_reference(tail) {
                 self.move_to_front(Region::Protected, tail);
                 continue;
             }
@@ -574,8 +578,8 @@ impl<K, V> Shard<K, V> {
     }
 
     /// An entry to evict without admission: probation's victim, else protected's, else the window's tail.
-    fn victim(&mut self, candidate: u32, now: u64, removed: &mut RemovedList<K, V>) -> Option<u32> {
-        if let Some(victim) = self.probation_victim(candidate, now, removed) {
+    fn victim(&mut self, now: u64, removed: &mut RemovedList<K, V>) -> Option<u32> {
+        if let Some(victim) = self.probation_victim(now, removed) {
             return Some(victim);
         }
         let mut chances = self.queues[Region::Protected as usize].len;
@@ -669,7 +673,19 @@ impl<K, V> Shard<K, V> {
         if self.sketch.add(hash, hits) {
             self.age_slots();
         }
-        removed.push(Removed { key: entry.key, value: entry.value, cause });
+        self.hand_over(removed, entry.key, entry.value, cause);
+    }
+
+    /// Counts a removal and hands the entry over, to be reported and dropped outside the lock.
+    #[inline]
+    fn hand_over(&mut self, removed: &mut RemovedList<K, V>, key: K, value: V, cause: RemovalCause) {
+        self.removals[cause as usize] += 1;
+        removed.push(Removed { key, value, cause });
+    }
+
+    /// Entries this shard has removed, by cause (indexed by [`RemovalCause`]).
+    pub(crate) fn removals(&self) -> [u64; 4] {
+        self.removals
     }
 
     /// Unlinks a slot and frees it, returning its entry and hit count.

@@ -2,7 +2,9 @@
 //!
 //! Every counter is kept on per-thread stripes ([`infra_stripe`]): a thread writes only its own cache
 //! line, with a plain load and store, so counting costs the read path about a nanosecond and never
-//! contends. A snapshot sums the stripes.
+//! contends. A snapshot sums the stripes. Removals by a shard's writes (evictions, replacements,
+//! expiry sweeps, clears) are the exception: the shard counts them under the write lock it holds anyway,
+//! and the snapshot adds them in.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -60,6 +62,7 @@ impl Counters {
     }
 
     /// Counts a load, with its time if it was one of the timed ones.
+    #[inline]
     pub(crate) fn load(&self, took: Option<Duration>, succeeded: bool) {
         // One stripe lookup for all the counters.
         let local = self.stripes.local();
@@ -97,9 +100,18 @@ impl Counters {
         Duration::from_nanos(u64::try_from(nanos.checked_div(u128::from(timed)).unwrap_or(0)).unwrap_or(u64::MAX))
     }
 
-    pub(crate) fn snapshot(&self, entries: usize, weight: u64, max_weight: u64, refreshes_dropped: u64) -> CacheStats {
+    /// The counters' totals; `shard_removals` are the removals the shards counted themselves.
+    pub(crate) fn snapshot(
+        &self,
+        entries: usize,
+        weight: u64,
+        max_weight: u64,
+        refreshes_dropped: u64,
+        shard_removals: [u64; 4],
+    ) -> CacheStats {
         let (hits, misses) = self.reads();
-        let removal = |cause: RemovalCause| self.sum(|counts| &counts.removals[cause as usize]);
+        let removal =
+            |cause: RemovalCause| self.sum(|counts| &counts.removals[cause as usize]) + shard_removals[cause as usize];
         CacheStats {
             hits,
             misses,

@@ -244,6 +244,34 @@ fn a_maintenance_thread_reclaims_idle_caches_and_ends_with_them() {
     }
 }
 
+/// Removals are counted by cause whether or not a listener hears of them: by the shards for what their
+/// writes remove, by the cache for what it removes itself.
+#[test]
+fn removals_are_counted_without_a_listener() {
+    let (clock, mock) = Clock::mock();
+    let cache: Cache<u64, u64> = Cache::builder().max_capacity(8).shards(1).clock(clock).build().unwrap();
+    for key in 0..20 {
+        cache.insert(key, key);
+    }
+    let held = cache.entry_count() as u64;
+    cache.insert_with_ttl(100, 1, Duration::from_secs(1));
+    cache.insert(100, 2);
+    let key = (0..20).find(|key| cache.contains_key(key)).expect("something is held");
+    cache.remove(&key);
+    cache.insert_with_ttl(key, 1, Duration::ZERO);
+    cache.insert_with_ttl(200, 1, Duration::from_secs(1));
+    mock.increment(Duration::from_secs(2));
+    cache.run_pending_maintenance();
+    cache.clear();
+    let removals = cache.stats().removals;
+    // Twenty inserts into eight places, and whatever the inserts of 100 and 200 pushed out.
+    assert!(removals.capacity >= 20 - held, "{removals:?}");
+    assert_eq!(removals.replaced, 1, "100 replaced");
+    assert_eq!(removals.expired, 2, "200 by the sweep, the zero time to live's value at once");
+    let inserted = 20 + 2 + 1;
+    assert_eq!(removals.capacity + removals.expired + removals.explicit, inserted, "{removals:?}");
+}
+
 #[test]
 fn zero_ttl_and_zero_capacity_store_nothing() {
     let (events, listener) = recording_listener();
