@@ -13,7 +13,7 @@ use quanta::Clock;
 
 use crate::builder::{CacheBuilder, Listener, Weigher};
 use crate::loader::{Flight, FlightState};
-use crate::shard::{NEVER, Removed, RemovedList, Shard, Tuning};
+use crate::shard::{Expiry, NEVER, Removed, RemovedList, Shard, Tuning};
 use crate::stats::{CacheStats, Counters};
 use crate::warm::{REFRESH_QUEUE, RefreshAhead, RefreshLoader, Warming, WarmingTask, spawn_refresher};
 use crate::{DefaultHashBuilder, RemovalCause};
@@ -444,7 +444,7 @@ where
         Q: Eq + ?Sized,
         V: Clone,
     {
-        shard.get(hash, key, || self.now(), self.time_to_idle, self.refresh.as_ref())
+        shard.get(hash, key, || Expiry { now: self.now(), idle: self.time_to_idle, refresh: self.refresh.as_ref() })
     }
 
     /// The cache's clock, read.

@@ -260,25 +260,18 @@ impl<K, V> Shard<K, V> {
 
     /// The read path: finds the entry, checks its expiry, records the hit, clones the value.
     ///
-    /// `now` is called only for entries that can expire; `idle` is the time to idle in nanoseconds. An
-    /// entry read within `refresh`'s window of its expiry is handed to `refresh` once, to be reloaded.
+    /// `expiry` is called only for entries that can expire (most caches have few or none, and a hit
+    /// then reads none of what it gives).
     #[inline(always)]
-    pub(crate) fn get<Q>(
-        &self,
-        hash: u64,
-        key: &Q,
-        now: impl FnOnce() -> u64,
-        idle: Option<u64>,
-        refresh: Option<&RefreshAhead<K>>,
-    ) -> Option<V>
+    pub(crate) fn get<'e, Q>(&self, hash: u64, key: &Q, expiry: impl FnOnce() -> Expiry<'e, K>) -> Option<V>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + 'e,
         Q: Eq + ?Sized,
         V: Clone,
     {
         let (_, (slot, entry)) = self.lookup(hash, key)?;
         let expires = slot.expires.load(Ordering::Relaxed);
-        if expires != NEVER && !Self::still_fresh(slot, entry, expires, now, idle, refresh) {
+        if expires != NEVER && !Self::still_fresh(slot, entry, expires, expiry()) {
             return None;
         }
         touch(&slot.meta);
@@ -289,15 +282,8 @@ impl<K, V> Shard<K, V> {
     /// to idle and asks for a refresh ahead of its expiry as needed. Out of line: entries without an
     /// expiry (most, in most caches) never come here.
     #[inline(never)]
-    fn still_fresh(
-        slot: &Slot<K, V>,
-        entry: &Entry<K, V>,
-        expires: u64,
-        now: impl FnOnce() -> u64,
-        idle: Option<u64>,
-        refresh: Option<&RefreshAhead<K>>,
-    ) -> bool {
-        let now = now();
+    fn still_fresh(slot: &Slot<K, V>, entry: &Entry<K, V>, expires: u64, expiry: Expiry<'_, K>) -> bool {
+        let Expiry { now, idle, refresh } = expiry;
         if now >= expires {
             // Its time is up: a miss. The entry is reclaimed by the next write or sweep.
             return false;
@@ -764,6 +750,15 @@ impl<K, V> Shard<K, V> {
     }
 }
 
+/// What the read path needs to judge an entry that can expire: the time, the time to idle in nanoseconds,
+/// and the refresh-ahead queue (an entry read within its window of its expiry is handed to it once, to be
+/// reloaded).
+pub(crate) struct Expiry<'e, K> {
+    pub(crate) now: u64,
+    pub(crate) idle: Option<u64>,
+    pub(crate) refresh: Option<&'e RefreshAhead<K>>,
+}
+
 /// A live slot and its entry, as a lookup found them.
 type Found<'a, K, V> = (&'a Slot<K, V>, &'a Entry<K, V>);
 
@@ -819,7 +814,7 @@ mod tests {
             shard.insert(a, a, 0, 1, NEVER, NEVER, tuning, &mut removed);
             shard.insert(b, b, 0, 1, NEVER, NEVER, tuning, &mut removed);
             // One read: `b` is now estimated at 2 (counted once, read once), `a` at 1.
-            assert_eq!(shard.get(b, &b, || 0, None, None), Some(0));
+            assert_eq!(shard.get(b, &b, || Expiry { now: 0, idle: None, refresh: None }), Some(0));
             // `c` pushes `b` out of the window; the shard is over its bound, so `b` meets victim `a`.
             shard.insert(c, c, 0, 1, NEVER, NEVER, tuning, &mut removed);
             let mut evicted = Vec::new();
