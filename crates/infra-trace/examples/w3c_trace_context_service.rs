@@ -1,10 +1,11 @@
 //! The service the W3C trace-context test suite drives (its `test/README.md` protocol):
 //!
 //! ```text
-//! cargo run -p infra-trace --example w3c_trace_context_service -- 7777
+//! cargo run -p infra-trace --example w3c_trace_context_service -- 5000
+//! python test.py http://127.0.0.1:5000/test    # in the suite's test/ directory
 //! ```
 //!
-//! It listens on 127.0.0.1 at the port given. For `POST /test` with a JSON array of
+//! It listens on 127.0.0.1 at the port given (not 7777, where the suite's harness listens). For `POST /test` with a JSON array of
 //! `{"url": ..., "arguments": [...]}`, it continues the incoming trace (or starts one when the
 //! headers are invalid, as the specification says) in a server span, and for each entry sends a
 //! `POST` to `url` with `arguments` as the body and its own span id as the new parent id.
