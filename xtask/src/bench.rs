@@ -1,5 +1,10 @@
-//! `cargo xtask bench [--quick] [CRATE]`: runs the criterion benchmarks of `benches/` and writes
-//! `docs/benchmarks.md`, one section per comparison group with medians, ratios and a chart.
+//! `cargo xtask bench [--quick] [--rounds N] [CRATE]`: runs the criterion benchmarks of `benches/` and
+//! writes `docs/benchmarks.md`, one section per comparison group with medians, ratios and a chart.
+//!
+//! With `--rounds N` the benchmarks run N times over, each round measuring every implementation once,
+//! and the report gives each function's median over the rounds and each ratio as the median of the
+//! rounds' ratios (with their range). On a shared machine a burst of noise lands on one implementation's
+//! few seconds at a time: a single round can be off by half, the median of three rarely is.
 //!
 //! Naming convention (see `benches/src/lib.rs`): in a group, the function whose id starts with `infra` is
 //! ours and the others are peers; the ratio is a peer's median over ours, so above 1 means we are faster.
@@ -25,15 +30,37 @@ struct Measurement {
     measured: SystemTime,
 }
 
+/// A row of the report: a function's figures over every round.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    function: String,
+    /// The median over the rounds of criterion's median.
+    median_ns: f64,
+    /// When the last round measured it.
+    measured: SystemTime,
+    /// For a peer: the median over the rounds of its median divided by ours (same parameter, same round).
+    ratio: Option<f64>,
+    /// The lowest and highest of those ratios, with more than one round.
+    ratio_range: Option<(f64, f64)>,
+}
+
 pub(crate) fn run(args: &[&str]) -> Result<()> {
+    const USAGE: &str = "usage: cargo xtask bench [--quick] [--rounds N] [CRATE]";
     let mut quick = false;
+    let mut rounds = 1usize;
     let mut only = None;
-    for arg in args {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match *arg {
             "--quick" => quick = true,
-            flag if flag.starts_with('-') => {
-                bail!("unknown flag {flag}; usage: cargo xtask bench [--quick] [CRATE]")
+            "--rounds" => {
+                let value = args.next().with_context(|| format!("--rounds needs a number; {USAGE}"))?;
+                rounds = match value.parse() {
+                    Ok(n) if n >= 1 => n,
+                    _ => bail!("--rounds takes a whole number of at least 1, got {value:?}; {USAGE}"),
+                };
             }
+            flag if flag.starts_with('-') => bail!("unknown flag {flag}; {USAGE}"),
             name if only.is_none() => only = Some(name.trim_start_matches("infra-").to_owned()),
             extra => bail!("one CRATE at most, got a second: {extra}"),
         }
@@ -46,19 +73,26 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     }
 
     let started = SystemTime::now();
-    let mut command = crate::cargo();
-    command.args(["bench", "--package", "infra-benches"]);
-    if let Some(name) = &only {
-        command.args(["--bench", name]);
-    }
-    command.arg("--");
-    if quick {
-        command.args(QUICK_ARGS);
-    }
-    let status = command.status().context("running cargo bench")?;
-    remove_bench_scratch();
-    if !status.success() {
-        bail!("cargo bench failed: {status}");
+    let mut measured_rounds = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("xtask bench: round {round} of {rounds}");
+        }
+        let mut command = crate::cargo();
+        command.args(["bench", "--package", "infra-benches"]);
+        if let Some(name) = &only {
+            command.args(["--bench", name]);
+        }
+        command.arg("--");
+        if quick {
+            command.args(QUICK_ARGS);
+        }
+        let status = command.status().context("running cargo bench")?;
+        remove_bench_scratch();
+        if !status.success() {
+            bail!("cargo bench failed: {status}");
+        }
+        measured_rounds.push(collect(&crate::target_dir().join("criterion"))?);
     }
 
     let quality = crate::target_dir().join("cache-quality.md");
@@ -75,17 +109,18 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     }
     let extra = read_extra_section(&quality, started)?;
 
-    let groups = collect(&crate::target_dir().join("criterion"))?;
+    let groups = combine(&measured_rounds);
     let invocation = format!(
-        "cargo xtask bench{}{}",
+        "cargo xtask bench{}{}{}",
         if quick { " --quick" } else { "" },
+        if rounds > 1 { format!(" --rounds {rounds}") } else { String::new() },
         only.as_deref().map(|n| format!(" {n}")).unwrap_or_default()
     );
     let docs = crate::workspace_root().join("docs");
     // The report this one replaces: its sections for groups not found under criterion's folder (measured
     // on another machine, or before `target/` was cleaned) are carried over as earlier runs.
     let previous = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap_or_default();
-    write_report(&docs, &groups, started, &invocation, extra.as_deref(), &previous)?;
+    write_report(&docs, &groups, rounds, started, &invocation, extra.as_deref(), &previous)?;
     println!("wrote {}", docs.join("benchmarks.md").display());
     Ok(())
 }
@@ -132,6 +167,58 @@ fn read_measurement(benchmark_json: &Path) -> Result<(String, Measurement)> {
     let median_ns = estimates["median"]["point_estimate"].as_f64().context("estimates.json without a median")?;
     let measured = std::fs::metadata(&estimates_path)?.modified()?;
     Ok((group, Measurement { function, median_ns, measured }))
+}
+
+/// The rows of every group over the rounds (a group or function missing from a round, as when a
+/// benchmark was renamed, counts with the rounds that have it).
+fn combine(rounds: &[BTreeMap<String, Vec<Measurement>>]) -> BTreeMap<String, Vec<Row>> {
+    let mut rows: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    let names: std::collections::BTreeSet<&String> = rounds.iter().flat_map(BTreeMap::keys).collect();
+    for group in names {
+        let functions: std::collections::BTreeSet<&String> = rounds
+            .iter()
+            .filter_map(|round| round.get(group))
+            .flat_map(|measurements| measurements.iter().map(|m| &m.function))
+            .collect();
+        let group_rows = functions
+            .into_iter()
+            .map(|function| {
+                let mut medians = Vec::new();
+                let mut ratios = Vec::new();
+                let mut measured = SystemTime::UNIX_EPOCH;
+                for measurements in rounds.iter().filter_map(|round| round.get(group)) {
+                    let Some(m) = measurements.iter().find(|m| &m.function == function) else { continue };
+                    medians.push(m.median_ns);
+                    measured = measured.max(m.measured);
+                    let ours = measurements
+                        .iter()
+                        .find(|o| is_ours(&o.function) && parameter(&o.function) == parameter(function));
+                    if let Some(ours) = ours.filter(|_| !is_ours(function)) {
+                        ratios.push(m.median_ns / ours.median_ns);
+                    }
+                }
+                let range = (ratios.len() > 1).then(|| {
+                    ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| (lo.min(r), hi.max(r)))
+                });
+                Row {
+                    function: function.clone(),
+                    median_ns: median(&mut medians),
+                    measured,
+                    ratio: (!ratios.is_empty()).then(|| median(&mut ratios)),
+                    ratio_range: range,
+                }
+            })
+            .collect();
+        rows.insert(group.clone(), group_rows);
+    }
+    rows
+}
+
+/// The median of a non-empty list (the mean of the middle two for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
 }
 
 fn is_ours(function: &str) -> bool {
@@ -209,7 +296,8 @@ fn read_extra_section(path: &Path, started: SystemTime) -> Result<Option<String>
 
 fn write_report(
     docs: &Path,
-    groups: &BTreeMap<String, Vec<Measurement>>,
+    groups: &BTreeMap<String, Vec<Row>>,
+    rounds: usize,
     started: SystemTime,
     invocation: &str,
     extra: Option<&str>,
@@ -221,11 +309,19 @@ fn write_report(
     writeln!(md, "# Benchmarks\n")?;
     writeln!(md, "Written by `{invocation}` on {}.\n", utc_date(SystemTime::now()))?;
     writeln!(md, "- Machine: {}.", machine_description())?;
-    writeln!(md, "- Reproduce: `{invocation}` (`--quick` gives short runs, none gives full criterion runs; name a")?;
-    writeln!(md, "  file of `benches/benches/` to run only that one).")?;
+    writeln!(md, "- Reproduce: `{invocation}` (`--quick` gives short runs, none gives full criterion runs;")?;
+    writeln!(
+        md,
+        "  `--rounds N` runs everything N times over; name a file of `benches/benches/` to run only that one)."
+    )?;
     writeln!(md, "- Figures are criterion's median time per operation. A ratio is a peer's median divided by ours")?;
     writeln!(md, "  (`infra*` rows), so above 1.00 we are faster. The machine is small and shared: re-run before")?;
-    writeln!(md, "  trusting a surprising figure. Groups marked *earlier run* were not measured by this command.\n")?;
+    writeln!(md, "  trusting a surprising figure. Groups marked *earlier run* were not measured by this command.")?;
+    if rounds > 1 {
+        writeln!(md, "- {rounds} rounds, each measuring every implementation once: a median is the median of the")?;
+        writeln!(md, "  rounds' medians, a ratio the median of the rounds' ratios (their range beside it).")?;
+    }
+    writeln!(md)?;
 
     let carried: BTreeMap<String, String> = sections(previous)
         .into_iter()
@@ -247,22 +343,30 @@ fn write_report(
         let fresh = measurements.iter().all(|m| m.measured >= started);
         writeln!(md, "## {group}{}\n", if fresh { "" } else { EARLIER })?;
         let has_ours = measurements.iter().any(|m| is_ours(&m.function));
-        if has_ours {
+        let ranges = rounds > 1;
+        if has_ours && ranges {
+            writeln!(
+                md,
+                "| implementation | median | ratio (peer / ours) | rounds' ratios |\n| --- | ---: | ---: | ---: |"
+            )?;
+        } else if has_ours {
             writeln!(md, "| implementation | median | ratio (peer / ours) |\n| --- | ---: | ---: |")?;
         } else {
             writeln!(md, "| measurement | median |\n| --- | ---: |")?;
         }
         for m in measurements {
             if has_ours {
-                let ours = measurements
-                    .iter()
-                    .find(|o| is_ours(&o.function) && parameter(&o.function) == parameter(&m.function));
-                let ratio = match ours {
+                let ratio = match m.ratio {
                     _ if is_ours(&m.function) => "ours".to_owned(),
-                    Some(o) => format!("{:.2}", m.median_ns / o.median_ns),
+                    Some(ratio) => format!("{ratio:.2}"),
                     None => "–".to_owned(),
                 };
-                writeln!(md, "| {} | {} | {ratio} |", m.function, format_duration(m.median_ns))?;
+                if ranges {
+                    let range = m.ratio_range.map_or_else(|| "–".to_owned(), |(lo, hi)| format!("{lo:.2}–{hi:.2}"));
+                    writeln!(md, "| {} | {} | {ratio} | {range} |", m.function, format_duration(m.median_ns))?;
+                } else {
+                    writeln!(md, "| {} | {} | {ratio} |", m.function, format_duration(m.median_ns))?;
+                }
             } else {
                 writeln!(md, "| {} | {} |", m.function, format_duration(m.median_ns))?;
             }
@@ -318,6 +422,35 @@ mod tests {
         assert_eq!(parameter("moka"), "");
     }
 
+    /// Medians over rounds, and ratios paired within a round before their median: a round in which one
+    /// implementation alone was slowed does not move the figures.
+    #[test]
+    fn combines_rounds_by_medians_of_paired_ratios() {
+        let at = SystemTime::UNIX_EPOCH;
+        let round = |ours: f64, peer: f64| {
+            let measurement =
+                |function: &str, median_ns| Measurement { function: function.to_owned(), median_ns, measured: at };
+            BTreeMap::from([(
+                "grp".to_owned(),
+                vec![measurement("infra/1", ours), measurement("peer/1", peer), measurement("floor/2", 5.0)],
+            )])
+        };
+        // The second round slowed ours down by half again; the third slowed the peer.
+        let rows = combine(&[round(10.0, 9.0), round(15.0, 9.0), round(10.0, 12.0)]);
+        let rows = &rows["grp"];
+        let row = |name: &str| rows.iter().find(|row| row.function == name).expect("a row each");
+        assert_eq!(row("infra/1").median_ns, 10.0);
+        assert_eq!(row("infra/1").ratio, None, "ours has no ratio");
+        assert_eq!(row("peer/1").median_ns, 9.0);
+        assert_eq!(row("peer/1").ratio, Some(0.9), "the median of 0.9, 0.6 and 1.2");
+        assert_eq!(row("peer/1").ratio_range, Some((0.6, 1.2)));
+        assert_eq!(row("floor/2").ratio, None, "nothing of ours with that parameter");
+        let single = combine(&[round(10.0, 9.0)]);
+        assert_eq!(single["grp"][2].ratio_range, None, "no range from one round");
+        let mut even = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(median(&mut even), 2.5);
+    }
+
     #[test]
     fn collects_criterion_output() {
         let dir = tempfile::tempdir().unwrap();
@@ -341,7 +474,8 @@ mod tests {
         let docs = dir.path().join("docs");
         let previous = "# Benchmarks\n\npreamble\n\n## grp\n\nold figures\n\n## aaa (earlier run)\n\nkept\n\n\
                         ## zzz\n\nkept too\n\n## cache quality\n\nold quality\n";
-        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench", Some("## extra\n\nbody"), previous)
+        let rows = combine(std::slice::from_ref(&groups));
+        write_report(&docs, &rows, 1, SystemTime::UNIX_EPOCH, "cargo xtask bench", Some("## extra\n\nbody"), previous)
             .unwrap();
         let md = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
         assert!(md.contains("| peer | 25.00 ns | 2.50 |"), "{md}");
@@ -358,8 +492,16 @@ mod tests {
         assert!(!md.contains("old figures") && !md.contains("old quality") && !md.contains("preamble"), "{md}");
 
         // Without a fresh quality section, the old one stays, last.
-        write_report(&docs, &groups, SystemTime::UNIX_EPOCH, "cargo xtask bench", None, previous).unwrap();
+        write_report(&docs, &rows, 1, SystemTime::UNIX_EPOCH, "cargo xtask bench", None, previous).unwrap();
         let md = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
         assert!(md.ends_with("## cache quality (earlier run)\n\nold quality\n"), "{md}");
+
+        // With rounds, each ratio has its range beside it.
+        let rounds = combine(&[groups.clone(), groups]);
+        write_report(&docs, &rounds, 2, SystemTime::UNIX_EPOCH, "cargo xtask bench --rounds 2", None, previous)
+            .unwrap();
+        let md = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
+        assert!(md.contains("| peer | 25.00 ns | 2.50 | 2.50–2.50 |"), "{md}");
+        assert!(md.contains("2 rounds, each measuring every implementation once"), "{md}");
     }
 }

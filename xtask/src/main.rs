@@ -3,7 +3,7 @@
 //! - `ci`: the whole gate (format, lints, tests, docs, benchmarks in test mode, the interop tier against
 //!   real servers), with a summary table; non-zero exit when any step fails.
 //! - `services up | down | status`: installs, starts, checks and stops the real servers the tests use.
-//! - `bench [--quick] [CRATE]`: runs the criterion benchmarks and writes `docs/benchmarks.md`.
+//! - `bench [--quick] [--rounds N] [CRATE]`: runs the criterion benchmarks and writes `docs/benchmarks.md`.
 
 #![allow(clippy::print_stdout)] // A command-line tool: stdout is its interface.
 
@@ -22,8 +22,10 @@ usage: cargo xtask <task>
 tasks:
   ci                         the whole gate: fmt, clippy, tests, docs, benches in test mode, interop tier
   services up|down|status    install (as root on Debian), start, check or stop the real test servers
-  bench [--quick] [CRATE]    run the criterion benchmarks (all, or one file of benches/benches/) and
-                             write docs/benchmarks.md with ratios against the peers and charts";
+  bench [--quick] [--rounds N] [CRATE]
+                             run the criterion benchmarks (all, or one file of benches/benches/),
+                             N times over with --rounds (medians of the rounds), and write
+                             docs/benchmarks.md with ratios against the peers and charts";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
