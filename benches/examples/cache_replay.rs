@@ -1,0 +1,148 @@
+//! A replay harness for work on infra-cache's policy and its miss path, where wall-clock timings on a
+//! shared 2-core machine are too noisy to decide anything: it replays fixed streams, so that a change
+//! can be judged by exact hit ratios and, under valgrind, by exact instruction and cache-miss counts.
+//!
+//! ```text
+//! cargo build --release -p infra-benches --example cache_replay
+//! target/release/examples/cache_replay arc [SEEDS]          # the six ARC rows, mean over hasher seeds 1..=SEEDS (6)
+//! target/release/examples/cache_replay goi ours|quick PASSES # get_or_insert_with over the criterion stream
+//! target/release/examples/cache_replay hits ours|quick PASSES # hits only, through get_or_insert_with
+//! ```
+//!
+//! - `arc` takes about 4 s for six seeds. A change meant to leave the policy alone (a refactor, an
+//!   inlining) must reproduce every mean to the hundredth; the rows are chaotic in the policy's details
+//!   (when a random number is drawn moves OLTP 1,000 by half a point), so a policy change needs 24 seeds.
+//! - `goi` replays `benches/benches/cache.rs`'s `get_or_insert_with` stream (Zipf 0.99 over 1,000,000
+//!   keys, room for 100,000) one warm-up pass and then `PASSES` passes, printing each pass's misses and
+//!   time. `SEED` (default 7) fixes our hasher's seed, so the miss counts are reproducible. Under
+//!   `valgrind --tool=callgrind --toggle-collect='*get_or_insert_with_ttl*'` the instruction count is
+//!   deterministic (1,770 million for `goi ours 4` with `SEED=7` at the end of 2026-12-06; compare two
+//!   builds of this example, as inlining moves counts between programs); under `--tool=cachegrind
+//!   --cache-sim=yes --LL=1048576,16,64 --D1=49152,12,64` so are the simulated L2 misses.
+//! - `hits` measures the hit path alone (every key cached), in nanoseconds a call.
+//!
+//! The policy's climber needs 20 to 30 passes of the `goi` stream to settle; compare miss counts pass by
+//! pass, not totals over a few passes.
+
+// Printing the figures is this program's job.
+#![allow(clippy::print_stdout)]
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use foldhash::fast::FixedState;
+use infra_benches::traces;
+use infra_benches::workload::{scatter, zipf_keys};
+
+type Ours = infra_cache::Cache<u64, u64, FixedState>;
+
+/// What the loaders compute: cheap, so the figures are the cache's own cost.
+fn load(key: u64) -> u64 {
+    key ^ 0x5555
+}
+
+fn ours(capacity: u64, seed: u64) -> Ours {
+    let built = infra_cache::Cache::builder().max_capacity(capacity).hasher(FixedState::with_seed(seed)).build();
+    built.unwrap_or_else(|error| panic!("a capacity-only cache builds: {error}"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |index: usize, default: u64| args.get(index).and_then(|value| value.parse().ok()).unwrap_or(default);
+    let seed = std::env::var("SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(7);
+    match args.first().map(String::as_str) {
+        Some("arc") => arc(number(1, 6)),
+        Some("goi") => get_or_insert(args.get(1).map(String::as_str) == Some("quick"), number(2, 4), seed),
+        Some("hits") => hits(args.get(1).map(String::as_str) == Some("quick"), number(2, 8), seed),
+        _ => println!("usage: cache_replay arc [SEEDS] | goi ours|quick PASSES | hits ours|quick PASSES"),
+    }
+}
+
+/// Each ARC row's hit ratio, the mean over hasher seeds `1..=seeds`, against the best peer's figure.
+fn arc(seeds: u64) {
+    let oltp = traces::load("OLTP");
+    let p3 = traces::load("P3");
+    for (trace, capacity, best) in traces::ROWS {
+        let keys = if trace == "OLTP" { &oltp } else { &p3 };
+        let ratios: Vec<f64> = (1..=seeds)
+            .map(|seed| {
+                let cache = ours(capacity, seed);
+                let hits = keys
+                    .iter()
+                    .filter(|&&key| {
+                        let hit = cache.get(&key).is_some();
+                        if !hit {
+                            cache.insert(key, key);
+                        }
+                        hit
+                    })
+                    .count();
+                hits as f64 * 100.0 / keys.len() as f64
+            })
+            .collect();
+        let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+        let below = ratios.iter().filter(|&&ratio| ratio < best).count();
+        println!("{trace} {capacity}: {mean:.2} (best peer {best}), {below} of {seeds} seeds below it");
+    }
+}
+
+/// `get_or_insert_with` over the criterion benchmark's stream: misses and time per pass.
+fn get_or_insert(quick: bool, passes: u64, seed: u64) {
+    const UNIVERSE: usize = 1_000_000;
+    let keys = zipf_keys(UNIVERSE, 0.99, 1 << 20, 12);
+    let ours = ours(UNIVERSE as u64 / 10, seed);
+    let theirs = quick_cache::sync::Cache::<u64, u64>::new(UNIVERSE / 10);
+    let mut their_misses = 0u64;
+    let mut checksum = 0u64;
+    let mut total = std::time::Duration::ZERO;
+    for pass in 0..=passes {
+        let misses_before = if quick { their_misses } else { ours.stats().misses };
+        let started = Instant::now();
+        for &key in &keys {
+            checksum = checksum.wrapping_add(if quick {
+                theirs
+                    .get_or_insert_with(&key, || {
+                        their_misses += 1;
+                        Ok::<u64, Infallible>(load(key))
+                    })
+                    .unwrap_or_default()
+            } else {
+                ours.get_or_insert_with(key, || load(key))
+            });
+        }
+        let took = started.elapsed();
+        let misses = if quick { their_misses } else { ours.stats().misses } - misses_before;
+        let label = if pass == 0 { "warm-up".to_owned() } else { format!("pass {pass}") };
+        println!("{label}: {misses} misses, {:.1} ns a call", took.as_nanos() as f64 / keys.len() as f64);
+        if pass > 0 {
+            total += took;
+        }
+    }
+    let calls = passes.max(1) * keys.len() as u64;
+    println!("after warm-up: {:.1} ns a call (checksum {checksum})", total.as_nanos() as f64 / calls as f64);
+}
+
+/// Hits only: a cache holding every key of a Zipf stream, read through `get_or_insert_with`.
+fn hits(quick: bool, passes: u64, seed: u64) {
+    const KEYS: u64 = 100_000;
+    let keys = zipf_keys(KEYS as usize, 1.0, 1 << 16, 11);
+    let ours = ours(KEYS * 2, seed);
+    let theirs = quick_cache::sync::Cache::<u64, u64>::new(KEYS as usize * 2);
+    for key in (0..KEYS).map(scatter) {
+        ours.insert(key, key);
+        theirs.insert(key, key);
+    }
+    let mut checksum = 0u64;
+    let started = Instant::now();
+    for _ in 0..passes * 16 {
+        for &key in &keys {
+            checksum = checksum.wrapping_add(if quick {
+                theirs.get_or_insert_with(&key, || Ok::<u64, Infallible>(key)).unwrap_or_default()
+            } else {
+                ours.get_or_insert_with(key, || key)
+            });
+        }
+    }
+    let calls = passes.max(1) * 16 * keys.len() as u64;
+    println!("{:.2} ns a call (checksum {checksum})", started.elapsed().as_nanos() as f64 / calls as f64);
+}
