@@ -11,8 +11,8 @@
 use std::alloc::System;
 use std::num::NonZeroUsize;
 
-use infra_benches::traces;
 use infra_benches::workload::{scan_polluted_keys, zipf_keys};
+use infra_benches::{replay, traces};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -81,24 +81,7 @@ const SEEDS: u64 = 6;
 
 /// Our hit ratio under each fixed seed.
 fn our_ratios(keys: &[u64], capacity: usize) -> Vec<f64> {
-    (1..=SEEDS)
-        .map(|seed| {
-            let cache = infra_cache::Cache::builder()
-                .max_capacity(capacity as u64)
-                .hasher(foldhash::fast::FixedState::with_seed(seed))
-                .build()
-                .expect("a capacity-only cache builds");
-            let mut hits = 0usize;
-            for &key in keys {
-                if cache.get(&key).is_some() {
-                    hits += 1;
-                } else {
-                    cache.insert(key, key);
-                }
-            }
-            hits as f64 * 100.0 / keys.len() as f64
-        })
-        .collect()
+    (1..=SEEDS).map(|seed| replay::percent(replay::replay(keys, capacity as u64, seed).0, keys)).collect()
 }
 
 /// One table row: the workload, then each cache's hit ratio (ours: mean over the seeds, and the

@@ -30,20 +30,13 @@
 use std::convert::Infallible;
 use std::time::Instant;
 
-use foldhash::fast::FixedState;
+use infra_benches::replay::{self, seeded};
 use infra_benches::traces;
 use infra_benches::workload::{scatter, zipf_keys};
-
-type Ours = infra_cache::Cache<u64, u64, FixedState>;
 
 /// What the loaders compute: cheap, so the figures are the cache's own cost.
 fn load(key: u64) -> u64 {
     key ^ 0x5555
-}
-
-fn ours(capacity: u64, seed: u64) -> Ours {
-    let built = infra_cache::Cache::builder().max_capacity(capacity).hasher(FixedState::with_seed(seed)).build();
-    built.unwrap_or_else(|error| panic!("a capacity-only cache builds: {error}"))
 }
 
 fn main() {
@@ -64,22 +57,8 @@ fn arc(seeds: u64) {
     let p3 = traces::load("P3");
     for (trace, capacity, best) in traces::ROWS {
         let keys = if trace == "OLTP" { &oltp } else { &p3 };
-        let ratios: Vec<f64> = (1..=seeds)
-            .map(|seed| {
-                let cache = ours(capacity, seed);
-                let hits = keys
-                    .iter()
-                    .filter(|&&key| {
-                        let hit = cache.get(&key).is_some();
-                        if !hit {
-                            cache.insert(key, key);
-                        }
-                        hit
-                    })
-                    .count();
-                hits as f64 * 100.0 / keys.len() as f64
-            })
-            .collect();
+        let ratios: Vec<f64> =
+            (1..=seeds).map(|seed| replay::percent(replay::replay(keys, capacity, seed).0, keys)).collect();
         let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
         let below = ratios.iter().filter(|&&ratio| ratio < best).count();
         println!("{trace} {capacity}: {mean:.2} (best peer {best}), {below} of {seeds} seeds below it");
@@ -90,7 +69,7 @@ fn arc(seeds: u64) {
 fn get_or_insert(quick: bool, passes: u64, seed: u64) {
     const UNIVERSE: usize = 1_000_000;
     let keys = zipf_keys(UNIVERSE, 0.99, 1 << 20, 12);
-    let ours = ours(UNIVERSE as u64 / 10, seed);
+    let ours = seeded(UNIVERSE as u64 / 10, seed);
     let theirs = quick_cache::sync::Cache::<u64, u64>::new(UNIVERSE / 10);
     let mut their_misses = 0u64;
     let mut checksum = 0u64;
@@ -126,7 +105,7 @@ fn get_or_insert(quick: bool, passes: u64, seed: u64) {
 fn hits(quick: bool, passes: u64, seed: u64) {
     const KEYS: u64 = 100_000;
     let keys = zipf_keys(KEYS as usize, 1.0, 1 << 16, 11);
-    let ours = ours(KEYS * 2, seed);
+    let ours = seeded(KEYS * 2, seed);
     let theirs = quick_cache::sync::Cache::<u64, u64>::new(KEYS as usize * 2);
     for key in (0..KEYS).map(scatter) {
         ours.insert(key, key);

@@ -4,6 +4,7 @@
 //! with `infra` is ours and every other function is a peer (or, in the `floor` group, a floor). The report
 //! gives each peer's median divided by ours, so a ratio above 1 means we are faster.
 
+pub mod replay;
 pub mod traces;
 pub mod workload;
 

@@ -7,29 +7,16 @@
 //! caches. So each row is replayed under six fixed seeds; the mean must reach the best peer, and the
 //! spread is printed (`cargo test -p infra-cache --test hit_ratio -- --nocapture`).
 
-use infra_benches::traces;
-use infra_cache::Cache;
+use infra_benches::{replay, traces};
 
 const SEEDS: u64 = 6;
 
 fn replay(keys: &[u64], capacity: u64, seed: u64) -> f64 {
-    let cache: Cache<u64, u64, _> = Cache::builder()
-        .max_capacity(capacity)
-        .hasher(foldhash::fast::FixedState::with_seed(seed))
-        .build()
-        .expect("a capacity-only cache builds");
-    let mut hits = 0u64;
-    for &key in keys {
-        if cache.get(&key).is_some() {
-            hits += 1;
-        } else {
-            cache.insert(key, key);
-        }
-    }
+    let (hits, cache) = replay::replay(keys, capacity, seed);
     let stats = cache.stats();
     assert_eq!(stats.hits, hits, "the statistics count what the replay saw");
     assert!(stats.entries as u64 <= capacity, "{} entries in a cache of {capacity}", stats.entries);
-    hits as f64 * 100.0 / keys.len() as f64
+    replay::percent(hits, keys)
 }
 
 #[test]

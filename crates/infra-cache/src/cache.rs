@@ -289,13 +289,14 @@ where
             let flight = {
                 let mut shard = self.inner.write(hash);
                 if let Some((old_key, old_value, _)) = shard.remove(hash, &key) {
-                    self.inner.counters.removed(RemovalCause::Replaced);
+                    shard.count_removal(RemovalCause::Replaced);
                     removed.push(Removed { key: old_key, value: old_value, cause: RemovalCause::Replaced });
                 }
+                // The new value, which never enters the shard, counts as expired there too.
+                shard.count_removal(RemovalCause::Expired);
                 landing.and_then(|(token, _)| shard.flights.retire(hash, token))
             };
             land(flight, landing);
-            self.inner.counters.removed(RemovalCause::Expired);
             removed.push(Removed { key, value, cause: RemovalCause::Expired });
             self.inner.finish(removed);
             return;
@@ -314,14 +315,16 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.inner.hash_of(key);
-        let taken = self.inner.write(hash).remove(hash, key);
-        let (key, value, expires) = taken?;
-        if self.inner.now() >= expires {
-            self.inner.report(&key, &value, RemovalCause::Expired);
-            return None;
-        }
-        self.inner.report(&key, &value, RemovalCause::Explicit);
-        Some(value)
+        let now = self.inner.now();
+        let (key, value, cause) = {
+            let mut shard = self.inner.write(hash);
+            let (key, value, expires) = shard.remove(hash, key)?;
+            let cause = if now >= expires { RemovalCause::Expired } else { RemovalCause::Explicit };
+            shard.count_removal(cause);
+            (key, value, cause)
+        };
+        self.inner.notify(&key, &value, cause);
+        (cause == RemovalCause::Explicit).then_some(value)
     }
 
     /// Removes every entry (each reported to the listener as explicit).
@@ -529,21 +532,16 @@ where
     /// outside any lock.
     #[inline]
     pub(crate) fn finish(&self, removed: RemovedList<K, V>) {
-        if let Some(listener) = &self.listener {
-            removed.for_each(|entry| self.notify(listener, &entry.key, &entry.value, entry.cause));
+        if self.listener.is_some() {
+            removed.for_each(|entry| self.notify(&entry.key, &entry.value, entry.cause));
         }
     }
 
-    /// Counts and reports an entry removed outside any shard's bookkeeping.
-    pub(crate) fn report(&self, key: &K, value: &V, cause: RemovalCause) {
-        self.counters.removed(cause);
-        if let Some(listener) = &self.listener {
-            self.notify(listener, key, value, cause);
-        }
-    }
-
-    fn notify(&self, listener: &Listener<K, V>, key: &K, value: &V, cause: RemovalCause) {
-        if catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err() {
+    /// Tells the listener, if there is one, of a removed entry; a listener that panics is counted.
+    fn notify(&self, key: &K, value: &V, cause: RemovalCause) {
+        if let Some(listener) = &self.listener
+            && catch_unwind(AssertUnwindSafe(|| listener(key, value, cause))).is_err()
+        {
             self.counters.listener_panicked();
         }
     }

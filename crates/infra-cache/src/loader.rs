@@ -1,9 +1,9 @@
 //! Single flight: concurrent misses on one key run one loader, and everyone gets its result.
 //!
-//! The first caller to miss registers a flight for the key in its shard's table of flights and runs the
-//! loader; callers that miss meanwhile find the flight and wait on it (threads on a condition variable,
-//! tasks with a waker: any async runtime). The table of flights lives in the shard, under the shard's
-//! lock: a caller looks for the entry and for a flight in one critical section, and the leader inserts
+//! The first caller to miss registers a flight for the key among its shard's loads in flight and runs
+//! the loader; callers that miss meanwhile find the flight and wait on it (threads on a condition
+//! variable, tasks with a waker: any async runtime). The loads in flight live in the shard, under the
+//! shard's lock: a caller looks for the entry and for a flight in one critical section, and the leader inserts
 //! its value and retires its flight in another, so no caller can slip between the two and load twice. A
 //! leader that fails wakes its waiters with the error; one that panics, or an async leader whose future
 //! is dropped, wakes them with [`LoadError::Panicked`] or [`LoadError::Abandoned`]. Nobody is left
@@ -178,7 +178,7 @@ enum Role<V> {
     Cached(V),
     /// Another caller is loading; wait for it.
     Follower(Arc<Flight<V>>),
-    /// This caller loads; the token identifies its entry in the table of flights.
+    /// This caller loads; the token identifies its load among the shard's loads in flight.
     Leader(u64),
 }
 

@@ -186,8 +186,9 @@ pub(crate) struct Shard<K, V> {
     bounds: (u64, u64, u64),
     /// Half the table's capacity when it was last reserved for churn (see `insert`).
     table_half: usize,
-    /// Entries removed, by cause: counted here, under the lock the removal holds anyway, rather than on
-    /// the thread's stripe of the cache's counters.
+    /// Entries removed from this shard (or turned away by it), by cause: every removal holds the
+    /// shard's write lock, so they are counted here rather than on the thread's stripe of the cache's
+    /// counters.
     removals: [u64; 4],
     /// Loads in flight for keys of this shard, under the same lock as the entries: a key is cached, in
     /// flight, or neither, and a load lands (its value inserted, its flight retired) in one step.
@@ -387,7 +388,8 @@ impl<K, V> Shard<K, V> {
         self.maintain(tuning, removed);
     }
 
-    /// Removes the entry for `key`, returning it.
+    /// Removes the entry for `key`, returning it with its expiry; the caller decides the cause and counts
+    /// it ([`count_removal`](Self::count_removal)).
     pub(crate) fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V, u64)>
     where
         K: Borrow<Q>,
@@ -665,8 +667,14 @@ impl<K, V> Shard<K, V> {
     /// Counts a removal and hands the entry over, to be reported and dropped outside the lock.
     #[inline]
     fn hand_over(&mut self, removed: &mut RemovedList<K, V>, key: K, value: V, cause: RemovalCause) {
-        self.removals[cause as usize] += 1;
+        self.count_removal(cause);
         removed.push(Removed { key, value, cause });
+    }
+
+    /// Counts a removal the caller makes under this shard's lock ([`remove`](Self::remove) counts none).
+    #[inline]
+    pub(crate) fn count_removal(&mut self, cause: RemovalCause) {
+        self.removals[cause as usize] += 1;
     }
 
     /// Entries this shard has removed, by cause (indexed by [`RemovalCause`]).

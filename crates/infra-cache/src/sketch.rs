@@ -129,6 +129,12 @@ impl FrequencySketch {
     #[inline]
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
         let (block, selectors) = self.locate(hash);
+        self.frequency_at(block, selectors)
+    }
+
+    /// [`frequency`](Self::frequency) of a key already located.
+    #[inline]
+    fn frequency_at(&self, block: usize, selectors: u64) -> u8 {
         let Some(Block(words)) = self.table.get(block) else { return 0 };
         let mut least = 15;
         for i in 0..4 {
@@ -146,8 +152,9 @@ impl FrequencySketch {
         match self.remembered {
             Some((remembered, _, frequency)) if remembered == hash => frequency,
             _ => {
-                let frequency = self.frequency(hash);
-                self.remembered = Some((hash, self.locate(hash).0, frequency));
+                let (block, selectors) = self.locate(hash);
+                let frequency = self.frequency_at(block, selectors);
+                self.remembered = Some((hash, block, frequency));
                 frequency
             }
         }

@@ -2,9 +2,8 @@
 //!
 //! Every counter is kept on per-thread stripes ([`infra_stripe`]): a thread writes only its own cache
 //! line, with a plain load and store, so counting costs the read path about a nanosecond and never
-//! contends. A snapshot sums the stripes. Removals by a shard's writes (evictions, replacements,
-//! expiry sweeps, clears) are the exception: the shard counts them under the write lock it holds anyway,
-//! and the snapshot adds them in.
+//! contends. A snapshot sums the stripes. Removals are the exception: each holds its shard's write lock,
+//! so the shard counts them, and the snapshot is handed their totals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,7 +21,6 @@ struct Counts {
     load_nanos: AtomicU64,
     /// Loads whose time `load_nanos` holds (see [`LOAD_TIMING_SAMPLE`]).
     timed_loads: AtomicU64,
-    removals: [AtomicU64; 4],
     listener_panics: AtomicU64,
     warmed_entries: AtomicU64,
     warming_failures: AtomicU64,
@@ -76,10 +74,6 @@ impl Counters {
         }
     }
 
-    pub(crate) fn removed(&self, cause: RemovalCause) {
-        self.count(|counts| &counts.removals[cause as usize], 1);
-    }
-
     pub(crate) fn warmed(&self, entries: u64, failures: u64) {
         self.count(|counts| &counts.warmed_entries, entries);
         self.count(|counts| &counts.warming_failures, failures);
@@ -100,18 +94,17 @@ impl Counters {
         Duration::from_nanos(u64::try_from(nanos.checked_div(u128::from(timed)).unwrap_or(0)).unwrap_or(u64::MAX))
     }
 
-    /// The counters' totals; `shard_removals` are the removals the shards counted themselves.
+    /// The counters' totals, with `removals` as the shards counted them (indexed by [`RemovalCause`]).
     pub(crate) fn snapshot(
         &self,
         entries: usize,
         weight: u64,
         max_weight: u64,
         refreshes_dropped: u64,
-        shard_removals: [u64; 4],
+        removals: [u64; 4],
     ) -> CacheStats {
         let (hits, misses) = self.reads();
-        let removal =
-            |cause: RemovalCause| self.sum(|counts| &counts.removals[cause as usize]) + shard_removals[cause as usize];
+        let removal = |cause: RemovalCause| removals[cause as usize];
         CacheStats {
             hits,
             misses,

@@ -244,8 +244,8 @@ fn a_maintenance_thread_reclaims_idle_caches_and_ends_with_them() {
     }
 }
 
-/// Removals are counted by cause whether or not a listener hears of them: by the shards for what their
-/// writes remove, by the cache for what it removes itself.
+/// Removals are counted by cause whether or not a listener hears of them, on every path that removes:
+/// eviction, replacement, explicit removal, a zero time to live, expiry sweeps, clearing.
 #[test]
 fn removals_are_counted_without_a_listener() {
     let (clock, mock) = Clock::mock();
