@@ -8,8 +8,10 @@
 //!   chance, unless that would put the newest entry up for admission first).
 //! - An entry leaving the window is a **candidate** for the main region. When the shard is over its
 //!   weight, the candidate competes with the **probation** queue's victim: the one with the higher
-//!   estimated frequency (sketch plus the hits counted in the slot) stays. A losing candidate that was
-//!   recently turned away or evicted (a ghost) is let in with the climber's probability.
+//!   estimated frequency (sketch plus the hits counted in the slot) stays. The candidate's sketch estimate
+//!   is the one it got when it arrived, kept in its slot, so judging it reads no sketch line. A losing
+//!   candidate that was a ghost when it arrived (recently turned away or evicted) is let in with the
+//!   climber's probability.
 //! - Main is a segmented LRU approximated by CLOCK: a referenced entry found at probation's tail moves to
 //!   **protected**; protected's overflow moves back to probation.
 //! - A candidate that beats its victim by exactly one (a narrow win) is let in with the climber's
@@ -41,6 +43,10 @@ const HITS: u8 = 0x0F;
 const REFERENCED: u8 = 0x10;
 /// A refresh of the entry has been requested (refresh-ahead); cleared when a new value is written.
 const REFRESHING: u8 = 0x20;
+/// The sketch's estimate of an entry's frequency when it arrived, in [`Slot::arrival`].
+const ESTIMATE: u8 = 0x0F;
+/// The entry was a ghost when it arrived (recently turned away or evicted), in [`Slot::arrival`].
+const ARRIVED_AS_GHOST: u8 = 0x10;
 /// The probability (1 in 128) of admitting a hot candidate that does not beat its victim, so that an
 /// attacker cannot pin a victim by making it look popular (Caffeine's defence against hash flooding).
 const HOT_CANDIDATE: u8 = 6;
@@ -80,11 +86,14 @@ struct Slot<K, V> {
     /// [`HITS`] and [`REFERENCED`].
     meta: AtomicU8,
     region: Region,
+    /// What the sketch said when the entry arrived: its estimate ([`ESTIMATE`], halved with the sketch)
+    /// and [`ARRIVED_AS_GHOST`]. Admission judges the entry by these, not by a second read of the sketch.
+    arrival: u8,
 }
 
 impl<K, V> Slot<K, V> {
     /// A slot holding `entry` at the window's head position, not yet linked.
-    fn new(entry: Entry<K, V>, expires: u64, hash: u64, weight: u32, deadline: u64) -> Self {
+    fn new(entry: Entry<K, V>, expires: u64, hash: u64, weight: u32, deadline: u64, arrival: u8) -> Self {
         Slot {
             entry: Some(entry),
             expires: AtomicU64::new(expires),
@@ -95,6 +104,7 @@ impl<K, V> Slot<K, V> {
             weight,
             meta: AtomicU8::new(0),
             region: Region::Window,
+            arrival,
         }
     }
 }
@@ -359,7 +369,12 @@ impl<K, V> Shard<K, V> {
                 self.hand_over(removed, key, value, RemovalCause::Capacity);
                 return;
             }
-            let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline);
+            // Weighted shards hold an entry count nobody knew in advance: the sketch follows it. (An
+            // unweighted shard briefly holds one entry over its bound here, before eviction.)
+            self.sketch.ensure_capacity(self.table.len());
+            let arrival = self.sketch.arrive(hash);
+            let remembered = arrival.estimate | if arrival.ghost { ARRIVED_AS_GHOST } else { 0 };
+            let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline, remembered);
             let slots = &self.slots;
             // Once the shard is full, its table is kept at most half full: a full shard replaces an entry
             // on every insert, and a table near its load limit turns removals into tombstones (a removal
@@ -377,10 +392,7 @@ impl<K, V> Shard<K, V> {
             if deadline != NEVER {
                 self.expiring += 1;
             }
-            // Weighted shards hold an entry count nobody knew in advance: the sketch follows it. (An
-            // unweighted shard briefly holds one entry over its bound here, before eviction.)
-            self.sketch.ensure_capacity(self.table.len().saturating_sub(1));
-            if self.sketch.add(hash, 1) {
+            if arrival.halved {
                 self.age_slots();
             }
             self.inserts_since_tuning += 1;
@@ -526,21 +538,23 @@ impl<K, V> Shard<K, V> {
     /// candidate stays and evicting is left to the caller).
     fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut RemovedList<K, V>) -> bool {
         let Some(victim) = self.probation_victim(tuning.now, removed) else { return true };
-        let candidate_hash = self.slots[candidate as usize].hash;
+        let slot = &self.slots[candidate as usize];
+        let arrival = slot.arrival;
+        let candidate_frequency = ((arrival & ESTIMATE) + (slot.meta.load(Ordering::Relaxed) & HITS)).min(15);
         let victim_hash = self.slots[victim as usize].hash;
-        let candidate_frequency = self.frequency(candidate);
         let victim_frequency = self.victim_frequency(victim);
         let mut admitted = candidate_frequency > victim_frequency + 1
             || (candidate_frequency == victim_frequency + 1 && self.next_unit() < tuning.narrow_admission)
             || (candidate_frequency >= HOT_CANDIDATE && self.next_random() & 127 == 0);
-        if !admitted && tuning.ghost_admission > 0.0 && self.sketch.is_ghost(candidate_hash) {
+        if !admitted && tuning.ghost_admission > 0.0 && arrival & ARRIVED_AS_GHOST != 0 {
             admitted = self.next_unit() < tuning.ghost_admission;
         }
         if admitted {
             self.sketch.push_ghost(victim_hash);
             self.evict(victim, RemovalCause::Capacity, removed);
         } else {
-            self.sketch.push_ghost(candidate_hash);
+            // Already remembered as a ghost: since it arrived.
+            self.sketch.count_push();
             self.evict(candidate, RemovalCause::Capacity, removed);
         }
         admitted
@@ -635,9 +649,10 @@ impl<K, V> Shard<K, V> {
 
     /// Halves every slot's hit count along with the sketch, so both fade at the same pace.
     fn age_slots(&mut self) {
-        for slot in &self.slots {
+        for slot in &mut self.slots {
             let value = slot.meta.load(Ordering::Relaxed);
             slot.meta.store((value & !HITS) | ((value & HITS) >> 1), Ordering::Relaxed);
+            slot.arrival = (slot.arrival & !ESTIMATE) | ((slot.arrival & ESTIMATE) >> 1);
         }
     }
 
@@ -703,8 +718,16 @@ impl<K, V> Shard<K, V> {
         (entry, meta & HITS)
     }
 
-    fn allocate(&mut self, entry: Entry<K, V>, expires: u64, hash: u64, weight: u32, deadline: u64) -> u32 {
-        let slot = Slot::new(entry, expires, hash, weight, deadline);
+    fn allocate(
+        &mut self,
+        entry: Entry<K, V>,
+        expires: u64,
+        hash: u64,
+        weight: u32,
+        deadline: u64,
+        arrival: u8,
+    ) -> u32 {
+        let slot = Slot::new(entry, expires, hash, weight, deadline, arrival);
         if let Some(index) = self.free.pop() {
             self.slots[index as usize] = slot;
             index
@@ -829,6 +852,35 @@ mod tests {
             removed.for_each(|removed| evicted.push(removed.key));
             let expected = if b_stays { a } else { b };
             assert_eq!(evicted, [expected], "narrow admission {narrow_admission}");
+            assert_eq!(shard.find(b, &b).is_some(), b_stays);
+        }
+    }
+
+    /// A candidate is judged by what the sketch said when it arrived: one that came back while still a
+    /// ghost is let in with the ghost-admission probability (never at 0, always at 1), although its
+    /// estimate only narrowly beats its victim's and narrow wins are turned away.
+    #[test]
+    fn a_candidate_that_arrived_as_a_ghost_follows_the_ghost_admission_knob() {
+        let [a, b, c, d] = distinct_keys(4)[..] else { unreachable!() };
+        for (ghost_admission, b_stays) in [(0.0, false), (1.0, true)] {
+            let tuning = Tuning { window_share: 0.0, ghost_admission, narrow_admission: 0.0, now: 0 };
+            let mut shard: Shard<u64, u64> = Shard::new(2, 16, 1);
+            let mut evicted = Vec::new();
+            let mut insert = |shard: &mut Shard<u64, u64>, key: u64| {
+                let mut removed = RemovedList::new();
+                shard.insert(key, key, 0, 1, NEVER, NEVER, tuning, &mut removed);
+                removed.for_each(|removed| evicted.push(removed.key));
+            };
+            // `a` moves on to probation while the shard fills; `b` (estimated 1) then loses to it (1).
+            insert(&mut shard, a);
+            insert(&mut shard, b);
+            insert(&mut shard, c);
+            // `b` comes back, a ghost now, and `c` loses to `a` as `b` did.
+            insert(&mut shard, b);
+            // `b` (estimated 2) meets `a` (1): a narrow win, turned away unless its ghost lets it in.
+            insert(&mut shard, d);
+            let last = if b_stays { a } else { b };
+            assert_eq!(evicted, [b, c, last], "ghost admission {ghost_admission}");
             assert_eq!(shard.find(b, &b).is_some(), b_stays);
         }
     }

@@ -14,12 +14,16 @@
 //! evicted within about the last `capacity` such events) may be let in although the sketch ranks it lower;
 //! the climber sets how often ([`crate::cache`]). This lifts the policy near the working-set size, where
 //! plain W-TinyLFU loses to recency-based policies (the ARC P3 trace at 160,000 entries: 49% without, 54%
-//! with). A ghost is a 16-bit fingerprint and a 16-bit stamp of when it was pushed, four to a block, in the
-//! last two words of the block that holds the key's counters: the policy reads a key's counts when it
-//! decides about it, so the ghost lookup and push that follow touch a line already in the cache, where a
-//! table of their own cost a cache miss on most inserts. A ghost counts as remembered while fewer than
-//! `capacity` pushes have happened since its own (stamps count pushes, in units of a power of two for
-//! large shards); a full block gives up its oldest ghost.
+//! with). A ghost is a 16-bit fingerprint and a 16-bit stamp, four to a block, in the last two words of
+//! the block that holds the key's counters, so that what the policy needs to know about a key is on the
+//! one line that counting it touches anyway. A key is counted, asked whether it is a ghost, and written
+//! as one in a single visit when it arrives ([`FrequencySketch::arrive`]); the slot keeps the estimate
+//! and the answer, and when the key is judged at the window's tail (by when its block has usually left
+//! the core's caches) the policy reads them there instead of the block. A key turned away at the tail is
+//! then already a ghost, stamped on arrival; a victim evicted in its favour is pushed then. Stamps count
+//! removals (pushes, and candidates turned away, [`FrequencySketch::count_push`]), in units of a power
+//! of two for large shards; a ghost counts as remembered while fewer than `capacity` removals have
+//! happened since its stamp, and a full block gives up its oldest ghost.
 
 /// Words of the table per cache entry: half a block, so 48 counters (three of the four words are
 /// counters) and two ghosts.
@@ -34,6 +38,17 @@ const GHOST_WAYS: usize = 4;
 const MOST_HORIZON_STAMPS: usize = 1 << 14;
 /// Additions, as a multiple of the capacity, between two halvings.
 const SAMPLE_PER_ENTRY: usize = 40;
+
+/// What [`FrequencySketch::arrive`] found out about a key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    /// The key's estimated frequency, this arrival included, 1..=15.
+    pub(crate) estimate: u8,
+    /// Whether the key was a ghost when it arrived.
+    pub(crate) ghost: bool,
+    /// Whether counting it halved the sketch.
+    pub(crate) halved: bool,
+}
 
 /// Eight words on one cache line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -191,6 +206,44 @@ impl FrequencySketch {
         false
     }
 
+    /// Counts a key's arrival (a miss that brings it into the cache) on its one block: one more access,
+    /// the key's estimate after it, whether the key was a ghost, and the key remembered as one from now
+    /// on. Doing all of it now, while the block is in the cache anyway, spares the policy a second read
+    /// of the block when it later judges the key at the window's tail (by then the line has usually left
+    /// the core's caches): the judgement uses what the slot kept of this answer instead.
+    #[inline(always)]
+    pub(crate) fn arrive(&mut self, hash: u64) -> Arrival {
+        let (block, selectors) = self.locate(hash);
+        if self.remembered.is_some_and(|(_, remembered_block, _)| remembered_block == block) {
+            self.remembered = None;
+        }
+        let (print, before, horizon) = (fingerprint(hash), self.stamp(), self.horizon);
+        let now = before;
+        let Some(Block(words)) = self.table.get_mut(block) else {
+            return Arrival { estimate: 0, ghost: false, halved: false };
+        };
+        let mut estimate = 15;
+        let mut added = 0;
+        for i in 0..4 {
+            let (word, offset) = Self::position(selectors, i);
+            let count = (words[word] >> offset) & 15;
+            let raised = (count + 1).min(15);
+            words[word] += (raised - count) << offset;
+            added |= raised - count;
+            estimate = estimate.min(raised);
+        }
+        let ghost = Self::replace_ghost(words, print, before, now, horizon);
+        let mut halved = false;
+        if added != 0 {
+            self.additions += 1;
+            if self.additions >= self.sample_size {
+                self.halve();
+                halved = true;
+            }
+        }
+        Arrival { estimate: estimate as u8, ghost, halved }
+    }
+
     /// Halves every counter (not the ghosts), so that popularity fades.
     fn halve(&mut self) {
         self.remembered = None;
@@ -220,8 +273,9 @@ impl FrequencySketch {
         *word = (*word & !(0xFFFF_FFFF << shift)) | (((u64::from(print) << 16) | u64::from(stamp)) << shift);
     }
 
-    /// Whether the key is a ghost: pushed, and fewer than `capacity` pushes ago.
-    #[inline]
+    /// Whether the key is a ghost: pushed, and fewer than `capacity` pushes ago. (The policy learns it
+    /// from [`arrive`](Self::arrive).)
+    #[cfg(test)]
     pub(crate) fn is_ghost(&self, hash: u64) -> bool {
         let Some(Block(words)) = self.table.get(self.locate(hash).0) else { return false };
         let (print, now) = (fingerprint(hash), self.stamp());
@@ -239,14 +293,22 @@ impl FrequencySketch {
         let (block, _) = self.locate(hash);
         let (print, now, horizon) = (fingerprint(hash), self.stamp(), self.horizon);
         let Some(Block(words)) = self.table.get_mut(block) else { return };
-        // One pass over the ways: the key's own, else the first empty or forgotten one, else the oldest
-        // (the last of equals).
+        Self::replace_ghost(words, print, now, now, horizon);
+    }
+
+    /// Writes ghost `print` stamped `now` into a block: in its own way if it has one, else the first
+    /// empty or forgotten one, else the oldest (the last of equals). Returns whether the key was a ghost
+    /// at stamp `before`.
+    #[inline(always)]
+    fn replace_ghost(words: &mut [u64; BLOCK_WORDS], print: u16, before: u16, now: u16, horizon: u16) -> bool {
         let (mut own, mut free, mut oldest) = (None, None, (0, 0));
+        let mut was_ghost = false;
         for way in 0..GHOST_WAYS {
             let (ghost, stamp) = Self::ghost(words, way);
             let age = now.wrapping_sub(stamp);
             if ghost == print && own.is_none() {
                 own = Some(way);
+                was_ghost = before.wrapping_sub(stamp) < horizon;
             }
             if free.is_none() && (ghost == 0 || age >= horizon) {
                 free = Some(way);
@@ -257,6 +319,14 @@ impl FrequencySketch {
         }
         let way = own.or(free).unwrap_or(oldest.0);
         Self::set_ghost(words, way, print, now);
+        was_ghost
+    }
+
+    /// Counts a push whose ghost was written earlier (by [`arrive`](Self::arrive)), so that ghosts age by
+    /// removals whichever way they were written.
+    #[inline]
+    pub(crate) fn count_push(&mut self) {
+        self.pushes += 1;
     }
 
     /// Forgets every ghost.
@@ -343,6 +413,27 @@ mod tests {
         }
         assert!(sketch.is_ghost(key(1)), "pushed again 12 pushes ago");
         assert!(!sketch.is_ghost(key(2)), "pushed 22 pushes ago");
+    }
+
+    /// An arrival counts the key, says whether it was a ghost, and leaves it one; ghosts age by pushes
+    /// (removals), not by arrivals.
+    #[test]
+    fn arrivals_count_report_and_remember_ghosts() {
+        let mut sketch = FrequencySketch::new(2);
+        let first = sketch.arrive(key(1));
+        assert_eq!((first.estimate, first.ghost), (1, false));
+        // Many arrivals later, but no pushes: still remembered.
+        for n in 2..40 {
+            sketch.arrive(key(n));
+        }
+        let again = sketch.arrive(key(1));
+        assert!(again.ghost, "arrived before, and no removal since");
+        assert!(again.estimate >= 2, "counted twice: {}", again.estimate);
+        // A horizon of 16 pushes (the smallest sketch) forgets it.
+        for _ in 0..16 {
+            sketch.count_push();
+        }
+        assert!(!sketch.arrive(key(1)).ghost, "16 removals since it arrived");
     }
 
     #[test]
