@@ -19,6 +19,11 @@
 //! - The window's share of the weight and the two admission probabilities are set cache-wide by a hill
 //!   climber ([`crate::cache`]).
 //!
+//! Layout: what a read needs of an entry (key, value, hit byte, whether it expires) is its [`Slot`], 32
+//! bytes for small keys and values, so hot entries pack two to a cache line; the policy's queue links and
+//! the hash are in a parallel array of [`Link`]s, and expiry times in [`Expiration`]s, allocated only once
+//! an entry that expires arrives.
+//!
 //! User code (`Hash`, `Eq`, weighers, `Drop` of keys and values, listeners) never runs while a queue or
 //! the table is half-updated: hashes are computed before locking, `Eq` runs only in lookups before any
 //! change, the table rehashes with stored hashes, and removed entries are handed back to the caller to
@@ -67,45 +72,54 @@ struct Entry<K, V> {
     value: V,
 }
 
-/// An entry and everything the cache keeps about it, on one cache line of its own when the key and
-/// value take 16 bytes or less together (two `u64`s, or a `u64` and an `Arc`): a read finds the value,
-/// its expiry and its hit count there, and the policy finds the queue links, hash and weight there too,
-/// so every entry the policy visits costs one line, not one for the read fields and one for the links.
+/// An entry and what a read needs beside it, on half a cache line when the key and value take 16 bytes
+/// or less together (two `u64`s, or a `u64` and an `Arc`): a read finds the value, its hit count and
+/// whether it can expire here, and two entries share a line, so a cache's hot entries take half as many
+/// lines as they would with the queue links beside them. The links and the hash, which only the policy
+/// and the table need, are in [`Link`]s; the expiry, which most caches never set, in [`Expiration`]s.
 #[derive(Debug)]
-#[repr(align(64))]
+#[repr(align(32))]
 struct Slot<K, V> {
     entry: Option<Entry<K, V>>,
-    /// When the entry expires, in clock nanoseconds (the deadline, or sooner by time to idle).
-    expires: AtomicU64,
-    /// When the entry's time to live ends, in clock nanoseconds, or [`NEVER`].
-    deadline: u64,
-    hash: u64,
-    prev: u32,
-    next: u32,
     weight: u32,
-    /// [`HITS`] and [`REFERENCED`].
+    /// [`HITS`], [`REFERENCED`] and [`REFRESHING`].
     meta: AtomicU8,
     region: Region,
     /// What the sketch said when the entry arrived: its estimate ([`ESTIMATE`], halved with the sketch)
     /// and [`ARRIVED_AS_GHOST`]. Admission judges the entry by these, not by a second read of the sketch.
     arrival: u8,
+    /// The entry expires (by time to live or time to idle): its [`Expiration`] is in use.
+    expires: bool,
 }
 
 impl<K, V> Slot<K, V> {
     /// A slot holding `entry` at the window's head position, not yet linked.
-    fn new(entry: Entry<K, V>, expires: u64, hash: u64, weight: u32, deadline: u64, arrival: u8) -> Self {
-        Slot {
-            entry: Some(entry),
-            expires: AtomicU64::new(expires),
-            deadline,
-            hash,
-            prev: NIL,
-            next: NIL,
-            weight,
-            meta: AtomicU8::new(0),
-            region: Region::Window,
-            arrival,
-        }
+    fn new(entry: Entry<K, V>, weight: u32, arrival: u8, expires: bool) -> Self {
+        Slot { entry: Some(entry), weight, meta: AtomicU8::new(0), region: Region::Window, arrival, expires }
+    }
+}
+
+/// A slot's place in its queue, and its hash (for the table's rehashing and removals, and the sketch).
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    hash: u64,
+    prev: u32,
+    next: u32,
+}
+
+/// When a slot's entry expires. Kept apart from the slots, and allocated only once some entry expires.
+#[derive(Debug)]
+struct Expiration {
+    /// When the entry expires, in clock nanoseconds (the deadline, or sooner by time to idle).
+    expires: AtomicU64,
+    /// When the entry's time to live ends, in clock nanoseconds, or [`NEVER`].
+    deadline: u64,
+}
+
+impl Expiration {
+    /// Never expires.
+    fn never() -> Self {
+        Expiration { expires: AtomicU64::new(NEVER), deadline: NEVER }
     }
 }
 
@@ -179,6 +193,10 @@ pub(crate) struct Tuning {
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     slots: Vec<Slot<K, V>>,
+    /// Each slot's [`Link`], at the slot's index.
+    links: Vec<Link>,
+    /// Each slot's [`Expiration`], at the slot's index; empty until an entry that expires arrives.
+    expirations: Vec<Expiration>,
     free: Vec<u32>,
     queues: [Queue; 3],
     max_weight: u64,
@@ -187,7 +205,7 @@ pub(crate) struct Shard<K, V> {
     rng: u64,
     /// Where the next expiry sweep resumes, as a slot index.
     sweep_cursor: usize,
-    /// Entries whose deadline is not [`NEVER`]; sweeps are skipped while this is zero.
+    /// Entries that expire (by time to live or time to idle); sweeps are skipped while this is zero.
     expiring: usize,
     /// Inserts since the cache-wide tuning was last consulted.
     pub(crate) inserts_since_tuning: u32,
@@ -212,6 +230,8 @@ impl<K, V> Shard<K, V> {
         Shard {
             table: HashTable::new(),
             slots: Vec::new(),
+            links: Vec::new(),
+            expirations: Vec::new(),
             free: Vec::new(),
             queues: [Queue::EMPTY; 3],
             max_weight,
@@ -280,9 +300,8 @@ impl<K, V> Shard<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let (_, (slot, entry)) = self.lookup(hash, key)?;
-        let expires = slot.expires.load(Ordering::Relaxed);
-        if expires != NEVER && !Self::still_fresh(slot, entry, expires, expiry()) {
+        let (index, (slot, entry)) = self.lookup(hash, key)?;
+        if slot.expires && !self.still_fresh(index, slot, entry, expiry()) {
             return None;
         }
         touch(&slot.meta);
@@ -293,17 +312,19 @@ impl<K, V> Shard<K, V> {
     /// to idle and asks for a refresh ahead of its expiry as needed. Out of line: entries without an
     /// expiry (most, in most caches) never come here.
     #[inline(never)]
-    fn still_fresh(slot: &Slot<K, V>, entry: &Entry<K, V>, expires: u64, expiry: Expiry<'_, K>) -> bool {
+    fn still_fresh(&self, index: u32, slot: &Slot<K, V>, entry: &Entry<K, V>, expiry: Expiry<'_, K>) -> bool {
         let Expiry { now, idle, refresh } = expiry;
+        let Some(expiration) = self.expirations.get(index as usize) else { return true };
+        let expires = expiration.expires.load(Ordering::Relaxed);
         if now >= expires {
             // Its time is up: a miss. The entry is reclaimed by the next write or sweep.
             return false;
         }
-        let deadline = slot.deadline;
+        let deadline = expiration.deadline;
         if let Some(idle) = idle {
             let renewed = now.saturating_add(idle).min(deadline);
             if renewed != expires {
-                slot.expires.store(renewed, Ordering::Relaxed);
+                expiration.expires.store(renewed, Ordering::Relaxed);
             }
         }
         if let Some(refresh) = refresh
@@ -325,7 +346,7 @@ impl<K, V> Shard<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.find(hash, key).is_some_and(|index| now < self.slots[index as usize].expires.load(Ordering::Relaxed))
+        self.find(hash, key).is_some_and(|index| now < self.expires_at(index))
     }
 
     /// Inserts or replaces an entry, then restores the shard's bounds. `expires` is the first expiry
@@ -349,14 +370,17 @@ impl<K, V> Shard<K, V> {
             let Some(entry) = slot.entry.as_mut() else { return };
             let old_value = std::mem::replace(&mut entry.value, value);
             let old_weight = std::mem::replace(&mut slot.weight, weight);
-            if (slot.deadline == NEVER) != (deadline == NEVER) {
-                if deadline == NEVER { self.expiring -= 1 } else { self.expiring += 1 }
+            let expiring = expires != NEVER;
+            if slot.expires != expiring {
+                if expiring { self.expiring += 1 } else { self.expiring -= 1 }
             }
-            slot.deadline = deadline;
-            slot.expires.store(expires, Ordering::Relaxed);
+            slot.expires = expiring;
             slot.meta.store(slot.meta.load(Ordering::Relaxed) & !REFRESHING, Ordering::Relaxed);
             touch(&slot.meta);
             let region = slot.region as usize;
+            if expiring {
+                self.set_expiration(index, deadline, expires);
+            }
             self.queues[region].weight = self.queues[region].weight - u64::from(old_weight) + u64::from(weight);
             self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
             self.hand_over(removed, key, old_value, RemovalCause::Replaced);
@@ -374,8 +398,12 @@ impl<K, V> Shard<K, V> {
             self.sketch.ensure_capacity(self.table.len());
             let arrival = self.sketch.arrive(hash);
             let remembered = arrival.estimate | if arrival.ghost { ARRIVED_AS_GHOST } else { 0 };
-            let index = self.allocate(Entry { key, value }, expires, hash, weight, deadline, remembered);
-            let slots = &self.slots;
+            let index = self.allocate(Entry { key, value }, hash, weight, remembered, expires != NEVER);
+            if expires != NEVER {
+                self.set_expiration(index, deadline, expires);
+                self.expiring += 1;
+            }
+            let links = &self.links;
             // Once the shard is full, its table is kept at most half full: a full shard replaces an entry
             // on every insert, and a table near its load limit turns removals into tombstones (a removal
             // inside a run of full buckets cannot empty its bucket) until it must rehash, reading every
@@ -383,15 +411,12 @@ impl<K, V> Shard<K, V> {
             // always empties its bucket. A shard still filling (or only read) keeps hashbrown's denser
             // table, which reads faster.
             if self.weight >= self.max_weight && self.table.len() >= self.table_half {
-                self.table.reserve(self.table.len() + 1, |&i| slots[i as usize].hash);
+                self.table.reserve(self.table.len() + 1, |&i| links[i as usize].hash);
                 self.table_half = self.table.capacity() / 2;
             }
-            self.table.insert_unique(hash, index, |&i| slots[i as usize].hash);
+            self.table.insert_unique(hash, index, |&i| links[i as usize].hash);
             self.push_front(Region::Window, index);
             self.weight += u64::from(weight);
-            if deadline != NEVER {
-                self.expiring += 1;
-            }
             if arrival.halved {
                 self.age_slots();
             }
@@ -408,7 +433,7 @@ impl<K, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         let index = self.find(hash, key)?;
-        let expires = self.slots[index as usize].expires.load(Ordering::Relaxed);
+        let expires = self.expires_at(index);
         let (entry, _) = self.take(index);
         Some((entry.key, entry.value, expires))
     }
@@ -423,6 +448,8 @@ impl<K, V> Shard<K, V> {
         }
         self.sketch.clear_ghosts();
         self.slots.clear();
+        self.links.clear();
+        self.expirations.clear();
         self.free.clear();
         self.sweep_cursor = 0;
     }
@@ -458,7 +485,7 @@ impl<K, V> Shard<K, V> {
                 {
                     visit(&entry.key, &entry.value, self.frequency(index));
                 }
-                index = self.slots[index as usize].next;
+                index = self.links[index as usize].next;
             }
         }
     }
@@ -467,6 +494,8 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.table.capacity() * (size_of::<u32>() + 1)
             + self.slots.capacity() * size_of::<Slot<K, V>>()
+            + self.links.capacity() * size_of::<Link>()
+            + self.expirations.capacity() * size_of::<Expiration>()
             + self.free.capacity() * 4
             + self.sketch.heap_bytes()
     }
@@ -541,7 +570,7 @@ impl<K, V> Shard<K, V> {
         let slot = &self.slots[candidate as usize];
         let arrival = slot.arrival;
         let candidate_frequency = ((arrival & ESTIMATE) + (slot.meta.load(Ordering::Relaxed) & HITS)).min(15);
-        let victim_hash = self.slots[victim as usize].hash;
+        let victim_hash = self.links[victim as usize].hash;
         let victim_frequency = self.victim_frequency(victim);
         let mut admitted = candidate_frequency > victim_frequency + 1
             || (candidate_frequency == victim_frequency + 1 && self.next_unit() < tuning.narrow_admission)
@@ -625,8 +654,7 @@ impl<K, V> Shard<K, V> {
 
     /// A slot's hash and the hits it counted since it was cached or last aged.
     fn hash_and_hits(&self, index: u32) -> (u64, u8) {
-        let slot = &self.slots[index as usize];
-        (slot.hash, slot.meta.load(Ordering::Relaxed) & HITS)
+        (self.links[index as usize].hash, self.slots[index as usize].meta.load(Ordering::Relaxed) & HITS)
     }
 
     /// Clears the referenced bit, returning whether it was set.
@@ -643,8 +671,25 @@ impl<K, V> Shard<K, V> {
     }
 
     fn is_expired(&self, index: u32, now: u64) -> bool {
-        let slot = &self.slots[index as usize];
-        slot.entry.is_some() && now >= slot.expires.load(Ordering::Relaxed)
+        self.slots[index as usize].entry.is_some() && now >= self.expires_at(index)
+    }
+
+    /// When a slot's entry expires, or [`NEVER`].
+    fn expires_at(&self, index: u32) -> u64 {
+        match self.expirations.get(index as usize) {
+            Some(expiration) if self.slots[index as usize].expires => expiration.expires.load(Ordering::Relaxed),
+            _ => NEVER,
+        }
+    }
+
+    /// Sets a slot's expiry, allocating the expirations when the first entry that expires arrives.
+    fn set_expiration(&mut self, index: u32, deadline: u64, expires: u64) {
+        if self.expirations.len() < self.slots.len() {
+            self.expirations.resize_with(self.slots.len(), Expiration::never);
+        }
+        let expiration = &mut self.expirations[index as usize];
+        expiration.deadline = deadline;
+        *expiration.expires.get_mut() = expires;
     }
 
     /// Halves every slot's hit count along with the sketch, so both fade at the same pace.
@@ -670,7 +715,7 @@ impl<K, V> Shard<K, V> {
     }
 
     fn evict(&mut self, index: u32, cause: RemovalCause, removed: &mut RemovedList<K, V>) {
-        let hash = self.slots[index as usize].hash;
+        let hash = self.links[index as usize].hash;
         let (entry, hits) = self.take(index);
         // What the slot counted would otherwise be forgotten; the sketch keeps it for a later return.
         if self.sketch.add(hash, hits) {
@@ -699,40 +744,32 @@ impl<K, V> Shard<K, V> {
 
     /// Unlinks a slot and frees it, returning its entry and hit count.
     fn take(&mut self, index: u32) -> (Entry<K, V>, u8) {
-        let slot = &self.slots[index as usize];
-        let (hash, weight, deadline) = (slot.hash, slot.weight, slot.deadline);
+        let hash = self.links[index as usize].hash;
         if let Ok(found) = self.table.find_entry(hash, |&i| i == index) {
             found.remove();
         }
         self.unlink(index);
         let slot = &mut self.slots[index as usize];
-        let meta = slot.meta.load(Ordering::Relaxed);
-        slot.meta.store(0, Ordering::Relaxed);
-        slot.expires.store(NEVER, Ordering::Relaxed);
+        let meta = std::mem::take(slot.meta.get_mut());
         let entry = slot.entry.take().expect("a linked slot holds an entry");
-        self.weight -= u64::from(weight);
-        if deadline != NEVER {
+        self.weight -= u64::from(slot.weight);
+        if std::mem::take(&mut slot.expires) {
             self.expiring -= 1;
         }
         self.free.push(index);
         (entry, meta & HITS)
     }
 
-    fn allocate(
-        &mut self,
-        entry: Entry<K, V>,
-        expires: u64,
-        hash: u64,
-        weight: u32,
-        deadline: u64,
-        arrival: u8,
-    ) -> u32 {
-        let slot = Slot::new(entry, expires, hash, weight, deadline, arrival);
+    fn allocate(&mut self, entry: Entry<K, V>, hash: u64, weight: u32, arrival: u8, expires: bool) -> u32 {
+        let slot = Slot::new(entry, weight, arrival, expires);
+        let link = Link { hash, prev: NIL, next: NIL };
         if let Some(index) = self.free.pop() {
             self.slots[index as usize] = slot;
+            self.links[index as usize] = link;
             index
         } else {
             self.slots.push(slot);
+            self.links.push(link);
             (self.slots.len() - 1) as u32
         }
     }
@@ -741,14 +778,15 @@ impl<K, V> Shard<K, V> {
 
     fn push_front(&mut self, region: Region, index: u32) {
         let slot = &mut self.slots[index as usize];
+        slot.region = region;
         let weight = u64::from(slot.weight);
         let queue = &mut self.queues[region as usize];
         let head = queue.head;
-        slot.prev = NIL;
-        slot.next = head;
-        slot.region = region;
+        let link = &mut self.links[index as usize];
+        link.prev = NIL;
+        link.next = head;
         if head != NIL {
-            self.slots[head as usize].prev = index;
+            self.links[head as usize].prev = index;
         } else {
             queue.tail = index;
         }
@@ -757,17 +795,19 @@ impl<K, V> Shard<K, V> {
         queue.len += 1;
     }
 
+    #[inline(always)]
     fn unlink(&mut self, index: u32) {
         let slot = &self.slots[index as usize];
-        let (prev, next, region, weight) = (slot.prev, slot.next, slot.region, u64::from(slot.weight));
+        let (region, weight) = (slot.region, u64::from(slot.weight));
+        let Link { prev, next, .. } = self.links[index as usize];
         let queue = &mut self.queues[region as usize];
         if prev != NIL {
-            self.slots[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         } else {
             queue.head = next;
         }
         if next != NIL {
-            self.slots[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         } else {
             queue.tail = prev;
         }
@@ -886,9 +926,10 @@ mod tests {
     }
 
     #[test]
-    fn small_entries_take_one_cache_line() {
-        assert_eq!(size_of::<Slot<u64, u64>>(), 64);
-        assert_eq!(size_of::<Slot<u64, std::sync::Arc<String>>>(), 64);
-        assert_eq!(align_of::<Slot<u64, u64>>(), 64);
+    fn small_entries_take_half_a_cache_line() {
+        assert_eq!(size_of::<Slot<u64, u64>>(), 32);
+        assert_eq!(size_of::<Slot<u64, std::sync::Arc<String>>>(), 32);
+        assert_eq!(align_of::<Slot<u64, u64>>(), 32);
+        assert_eq!(size_of::<Link>(), 16);
     }
 }

@@ -193,6 +193,30 @@ fn time_to_idle_is_renewed_by_reads() {
     assert_eq!(cache.get(&1), None);
 }
 
+/// Entries that expire only by idling (no time to live) are reclaimed by maintenance like any other.
+#[test]
+fn idle_entries_are_reclaimed_without_reads() {
+    let (clock, mock) = Clock::mock();
+    let (events, listener) = recording_listener();
+    let cache = Cache::builder()
+        .max_capacity(100)
+        .time_to_idle(Duration::from_secs(5))
+        .clock(clock)
+        .eviction_listener(listener)
+        .build()
+        .unwrap();
+    for key in 0..10u64 {
+        cache.insert(key, key);
+    }
+    mock.increment(Duration::from_secs(4));
+    assert_eq!(cache.get(&3), Some(3));
+    mock.increment(Duration::from_secs(2));
+    cache.run_pending_maintenance();
+    assert_eq!(cache.entry_count(), 1, "only the entry read 2 s ago is left");
+    assert_eq!(events.lock().unwrap().len(), 9);
+    assert!(events.lock().unwrap().iter().all(|&(key, _, cause)| key != 3 && cause == RemovalCause::Expired));
+}
+
 #[test]
 fn writes_reclaim_expired_entries_without_maintenance_calls() {
     let (clock, mock) = Clock::mock();
