@@ -19,10 +19,10 @@
 //! - The window's share of the weight and the two admission probabilities are set cache-wide by a hill
 //!   climber ([`crate::cache`]).
 //!
-//! Layout: what a read needs of an entry (key, value, hit byte, whether it expires) is its [`Slot`], 32
-//! bytes for small keys and values, so hot entries pack two to a cache line; the policy's queue links and
-//! the hash are in a parallel array of [`Link`]s, and expiry times in [`Expiration`]s, allocated only once
-//! an entry that expires arrives.
+//! Layout: an entry (key, value, hit byte, queue, whether it expires) and its queue links are its
+//! [`Slot`], 32 bytes for small keys and values, so hot entries pack two to a cache line and each entry
+//! the policy visits costs it one line; the hash, the weight (once an entry weighs more than 1) and the
+//! expiry (once an entry expires, in [`Expiration`]s) are in arrays beside the slots.
 //!
 //! User code (`Hash`, `Eq`, weighers, `Drop` of keys and values, listeners) never runs while a queue or
 //! the table is half-updated: hashes are computed before locking, `Eq` runs only in lookups before any
@@ -65,23 +65,11 @@ enum Region {
     Protected = 2,
 }
 
-/// A cached key and value.
+/// A cached key and value, and what a read and the policy need to know of them beside.
 #[derive(Debug)]
 struct Entry<K, V> {
     key: K,
     value: V,
-}
-
-/// An entry and what a read needs beside it, on half a cache line when the key and value take 16 bytes
-/// or less together (two `u64`s, or a `u64` and an `Arc`): a read finds the value, its hit count and
-/// whether it can expire here, and two entries share a line, so a cache's hot entries take half as many
-/// lines as they would with the queue links beside them. The links and the hash, which only the policy
-/// and the table need, are in [`Link`]s; the expiry, which most caches never set, in [`Expiration`]s.
-#[derive(Debug)]
-#[repr(align(32))]
-struct Slot<K, V> {
-    entry: Option<Entry<K, V>>,
-    weight: u32,
     /// [`HITS`], [`REFERENCED`] and [`REFRESHING`].
     meta: AtomicU8,
     region: Region,
@@ -92,17 +80,17 @@ struct Slot<K, V> {
     expires: bool,
 }
 
-impl<K, V> Slot<K, V> {
-    /// A slot holding `entry` at the window's head position, not yet linked.
-    fn new(entry: Entry<K, V>, weight: u32, arrival: u8, expires: bool) -> Self {
-        Slot { entry: Some(entry), weight, meta: AtomicU8::new(0), region: Region::Window, arrival, expires }
-    }
-}
-
-/// A slot's place in its queue, and its hash (for the table's rehashing and removals, and the sketch).
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    hash: u64,
+/// An entry and its place in its queue, on half a cache line when the key and value take 16 bytes or less
+/// together (two `u64`s, or a `u64` and an `Arc`; the entry's `Region` and `bool` leave `Option` values
+/// to spare, so a vacant slot needs no tag of its own). A read finds the value, its hit count and whether
+/// it can expire here, and the policy the links, so each entry it visits costs it one line; two entries
+/// share a line, so a cache's hot entries take half the lines a 64-byte slot took. What is needed more
+/// rarely is in arrays beside the slots: the hash (rehashing, removals, the sketch), the weight (only
+/// once an entry weighs more than 1) and the expiry (only once an entry expires).
+#[derive(Debug)]
+#[repr(align(32))]
+struct Slot<K, V> {
+    entry: Option<Entry<K, V>>,
     prev: u32,
     next: u32,
 }
@@ -193,8 +181,10 @@ pub(crate) struct Tuning {
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     slots: Vec<Slot<K, V>>,
-    /// Each slot's [`Link`], at the slot's index.
-    links: Vec<Link>,
+    /// Each slot's hash, at the slot's index.
+    hashes: Vec<u64>,
+    /// Each slot's weight, at the slot's index; empty while every entry weighs 1.
+    weights: Vec<u32>,
     /// Each slot's [`Expiration`], at the slot's index; empty until an entry that expires arrives.
     expirations: Vec<Expiration>,
     free: Vec<u32>,
@@ -230,7 +220,8 @@ impl<K, V> Shard<K, V> {
         Shard {
             table: HashTable::new(),
             slots: Vec::new(),
-            links: Vec::new(),
+            hashes: Vec::new(),
+            weights: Vec::new(),
             expirations: Vec::new(),
             free: Vec::new(),
             queues: [Queue::EMPTY; 3],
@@ -300,11 +291,11 @@ impl<K, V> Shard<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let (index, (slot, entry)) = self.lookup(hash, key)?;
-        if slot.expires && !self.still_fresh(index, slot, entry, expiry()) {
+        let (index, (_, entry)) = self.lookup(hash, key)?;
+        if entry.expires && !self.still_fresh(index, entry, expiry()) {
             return None;
         }
-        touch(&slot.meta);
+        touch(&entry.meta);
         Some(entry.value.clone())
     }
 
@@ -312,7 +303,7 @@ impl<K, V> Shard<K, V> {
     /// to idle and asks for a refresh ahead of its expiry as needed. Out of line: entries without an
     /// expiry (most, in most caches) never come here.
     #[inline(never)]
-    fn still_fresh(&self, index: u32, slot: &Slot<K, V>, entry: &Entry<K, V>, expiry: Expiry<'_, K>) -> bool {
+    fn still_fresh(&self, index: u32, entry: &Entry<K, V>, expiry: Expiry<'_, K>) -> bool {
         let Expiry { now, idle, refresh } = expiry;
         let Some(expiration) = self.expirations.get(index as usize) else { return true };
         let expires = expiration.expires.load(Ordering::Relaxed);
@@ -331,10 +322,10 @@ impl<K, V> Shard<K, V> {
             && deadline != NEVER
             && deadline - now.min(deadline) <= refresh.within
         {
-            let meta = slot.meta.load(Ordering::Relaxed);
+            let meta = entry.meta.load(Ordering::Relaxed);
             // Racing readers may both ask; the refresher loads twice at worst.
             if meta & REFRESHING == 0 && refresh.request(&entry.key) {
-                slot.meta.store(meta | REFRESHING, Ordering::Relaxed);
+                entry.meta.store(meta | REFRESHING, Ordering::Relaxed);
             }
         }
         true
@@ -366,23 +357,23 @@ impl<K, V> Shard<K, V> {
         K: Eq,
     {
         if let Some(index) = self.find(hash, &key) {
-            let slot = &mut self.slots[index as usize];
-            let Some(entry) = slot.entry.as_mut() else { return };
+            let old_weight = u64::from(self.weight_of(index));
+            let Some(entry) = self.slots[index as usize].entry.as_mut() else { return };
             let old_value = std::mem::replace(&mut entry.value, value);
-            let old_weight = std::mem::replace(&mut slot.weight, weight);
             let expiring = expires != NEVER;
-            if slot.expires != expiring {
+            if std::mem::replace(&mut entry.expires, expiring) != expiring {
                 if expiring { self.expiring += 1 } else { self.expiring -= 1 }
             }
-            slot.expires = expiring;
-            slot.meta.store(slot.meta.load(Ordering::Relaxed) & !REFRESHING, Ordering::Relaxed);
-            touch(&slot.meta);
-            let region = slot.region as usize;
+            entry.meta.store(entry.meta.load(Ordering::Relaxed) & !REFRESHING, Ordering::Relaxed);
+            touch(&entry.meta);
+            let region = entry.region as usize;
+            let new_weight = u64::from(weight);
+            self.set_weight(index, weight);
+            self.queues[region].weight = self.queues[region].weight - old_weight + new_weight;
+            self.weight = self.weight - old_weight + new_weight;
             if expiring {
                 self.set_expiration(index, deadline, expires);
             }
-            self.queues[region].weight = self.queues[region].weight - u64::from(old_weight) + u64::from(weight);
-            self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
             self.hand_over(removed, key, old_value, RemovalCause::Replaced);
             if u64::from(weight) > self.max_weight {
                 self.evict(index, RemovalCause::Capacity, removed);
@@ -398,12 +389,20 @@ impl<K, V> Shard<K, V> {
             self.sketch.ensure_capacity(self.table.len());
             let arrival = self.sketch.arrive(hash);
             let remembered = arrival.estimate | if arrival.ghost { ARRIVED_AS_GHOST } else { 0 };
-            let index = self.allocate(Entry { key, value }, hash, weight, remembered, expires != NEVER);
+            let entry = Entry {
+                key,
+                value,
+                meta: AtomicU8::new(0),
+                region: Region::Window,
+                arrival: remembered,
+                expires: expires != NEVER,
+            };
+            let index = self.allocate(entry, hash, weight);
             if expires != NEVER {
                 self.set_expiration(index, deadline, expires);
                 self.expiring += 1;
             }
-            let links = &self.links;
+            let hashes = &self.hashes;
             // Once the shard is full, its table is kept at most half full: a full shard replaces an entry
             // on every insert, and a table near its load limit turns removals into tombstones (a removal
             // inside a run of full buckets cannot empty its bucket) until it must rehash, reading every
@@ -411,10 +410,10 @@ impl<K, V> Shard<K, V> {
             // always empties its bucket. A shard still filling (or only read) keeps hashbrown's denser
             // table, which reads faster.
             if self.weight >= self.max_weight && self.table.len() >= self.table_half {
-                self.table.reserve(self.table.len() + 1, |&i| links[i as usize].hash);
+                self.table.reserve(self.table.len() + 1, |&i| hashes[i as usize]);
                 self.table_half = self.table.capacity() / 2;
             }
-            self.table.insert_unique(hash, index, |&i| links[i as usize].hash);
+            self.table.insert_unique(hash, index, |&i| hashes[i as usize]);
             self.push_front(Region::Window, index);
             self.weight += u64::from(weight);
             if arrival.halved {
@@ -448,7 +447,8 @@ impl<K, V> Shard<K, V> {
         }
         self.sketch.clear_ghosts();
         self.slots.clear();
-        self.links.clear();
+        self.hashes.clear();
+        self.weights.clear();
         self.expirations.clear();
         self.free.clear();
         self.sweep_cursor = 0;
@@ -485,7 +485,7 @@ impl<K, V> Shard<K, V> {
                 {
                     visit(&entry.key, &entry.value, self.frequency(index));
                 }
-                index = self.links[index as usize].next;
+                index = self.slots[index as usize].next;
             }
         }
     }
@@ -494,7 +494,8 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.table.capacity() * (size_of::<u32>() + 1)
             + self.slots.capacity() * size_of::<Slot<K, V>>()
-            + self.links.capacity() * size_of::<Link>()
+            + self.hashes.capacity() * size_of::<u64>()
+            + self.weights.capacity() * size_of::<u32>()
             + self.expirations.capacity() * size_of::<Expiration>()
             + self.free.capacity() * 4
             + self.sketch.heap_bytes()
@@ -567,10 +568,10 @@ impl<K, V> Shard<K, V> {
     /// candidate stays and evicting is left to the caller).
     fn admit(&mut self, candidate: u32, tuning: Tuning, removed: &mut RemovedList<K, V>) -> bool {
         let Some(victim) = self.probation_victim(tuning.now, removed) else { return true };
-        let slot = &self.slots[candidate as usize];
-        let arrival = slot.arrival;
-        let candidate_frequency = ((arrival & ESTIMATE) + (slot.meta.load(Ordering::Relaxed) & HITS)).min(15);
-        let victim_hash = self.links[victim as usize].hash;
+        let Some(entry) = self.slots[candidate as usize].entry.as_ref() else { return true };
+        let arrival = entry.arrival;
+        let candidate_frequency = ((arrival & ESTIMATE) + (entry.meta.load(Ordering::Relaxed) & HITS)).min(15);
+        let victim_hash = self.hashes[victim as usize];
         let victim_frequency = self.victim_frequency(victim);
         let mut admitted = candidate_frequency > victim_frequency + 1
             || (candidate_frequency == victim_frequency + 1 && self.next_unit() < tuning.narrow_admission)
@@ -654,12 +655,15 @@ impl<K, V> Shard<K, V> {
 
     /// A slot's hash and the hits it counted since it was cached or last aged.
     fn hash_and_hits(&self, index: u32) -> (u64, u8) {
-        (self.links[index as usize].hash, self.slots[index as usize].meta.load(Ordering::Relaxed) & HITS)
+        let hits =
+            self.slots[index as usize].entry.as_ref().map_or(0, |entry| entry.meta.load(Ordering::Relaxed) & HITS);
+        (self.hashes[index as usize], hits)
     }
 
     /// Clears the referenced bit, returning whether it was set.
     fn take_reference(&self, index: u32) -> bool {
-        let meta = &self.slots[index as usize].meta;
+        let Some(entry) = self.slots[index as usize].entry.as_ref() else { return false };
+        let meta = &entry.meta;
         let value = meta.load(Ordering::Relaxed);
         if value & REFERENCED != 0 {
             // A hit racing with this store may lose its increment; the counts are estimates.
@@ -671,15 +675,31 @@ impl<K, V> Shard<K, V> {
     }
 
     fn is_expired(&self, index: u32, now: u64) -> bool {
-        self.slots[index as usize].entry.is_some() && now >= self.expires_at(index)
+        now >= self.expires_at(index)
     }
 
-    /// When a slot's entry expires, or [`NEVER`].
+    /// When a slot's entry expires, or [`NEVER`] (also for a vacant slot).
     fn expires_at(&self, index: u32) -> u64 {
-        match self.expirations.get(index as usize) {
-            Some(expiration) if self.slots[index as usize].expires => expiration.expires.load(Ordering::Relaxed),
+        match (&self.slots[index as usize].entry, self.expirations.get(index as usize)) {
+            (Some(entry), Some(expiration)) if entry.expires => expiration.expires.load(Ordering::Relaxed),
             _ => NEVER,
         }
+    }
+
+    /// A slot's weight.
+    fn weight_of(&self, index: u32) -> u32 {
+        self.weights.get(index as usize).map_or(1, |&weight| weight)
+    }
+
+    /// Sets a slot's weight, allocating the weights when the first entry that weighs more than 1 arrives.
+    fn set_weight(&mut self, index: u32, weight: u32) {
+        if self.weights.len() < self.slots.len() {
+            if weight == 1 && self.weights.is_empty() {
+                return;
+            }
+            self.weights.resize(self.slots.len(), 1);
+        }
+        self.weights[index as usize] = weight;
     }
 
     /// Sets a slot's expiry, allocating the expirations when the first entry that expires arrives.
@@ -694,10 +714,10 @@ impl<K, V> Shard<K, V> {
 
     /// Halves every slot's hit count along with the sketch, so both fade at the same pace.
     fn age_slots(&mut self) {
-        for slot in &mut self.slots {
-            let value = slot.meta.load(Ordering::Relaxed);
-            slot.meta.store((value & !HITS) | ((value & HITS) >> 1), Ordering::Relaxed);
-            slot.arrival = (slot.arrival & !ESTIMATE) | ((slot.arrival & ESTIMATE) >> 1);
+        for entry in self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut()) {
+            let value = *entry.meta.get_mut();
+            *entry.meta.get_mut() = (value & !HITS) | ((value & HITS) >> 1);
+            entry.arrival = (entry.arrival & !ESTIMATE) | ((entry.arrival & ESTIMATE) >> 1);
         }
     }
 
@@ -715,7 +735,7 @@ impl<K, V> Shard<K, V> {
     }
 
     fn evict(&mut self, index: u32, cause: RemovalCause, removed: &mut RemovedList<K, V>) {
-        let hash = self.links[index as usize].hash;
+        let hash = self.hashes[index as usize];
         let (entry, hits) = self.take(index);
         // What the slot counted would otherwise be forgotten; the sketch keeps it for a later return.
         if self.sketch.add(hash, hits) {
@@ -744,49 +764,50 @@ impl<K, V> Shard<K, V> {
 
     /// Unlinks a slot and frees it, returning its entry and hit count.
     fn take(&mut self, index: u32) -> (Entry<K, V>, u8) {
-        let hash = self.links[index as usize].hash;
+        let hash = self.hashes[index as usize];
         if let Ok(found) = self.table.find_entry(hash, |&i| i == index) {
             found.remove();
         }
         self.unlink(index);
-        let slot = &mut self.slots[index as usize];
-        let meta = std::mem::take(slot.meta.get_mut());
-        let entry = slot.entry.take().expect("a linked slot holds an entry");
-        self.weight -= u64::from(slot.weight);
-        if std::mem::take(&mut slot.expires) {
+        self.weight -= u64::from(self.weight_of(index));
+        let mut entry = self.slots[index as usize].entry.take().expect("a linked slot holds an entry");
+        if entry.expires {
             self.expiring -= 1;
         }
         self.free.push(index);
-        (entry, meta & HITS)
+        let hits = *entry.meta.get_mut() & HITS;
+        (entry, hits)
     }
 
-    fn allocate(&mut self, entry: Entry<K, V>, hash: u64, weight: u32, arrival: u8, expires: bool) -> u32 {
-        let slot = Slot::new(entry, weight, arrival, expires);
-        let link = Link { hash, prev: NIL, next: NIL };
-        if let Some(index) = self.free.pop() {
+    fn allocate(&mut self, entry: Entry<K, V>, hash: u64, weight: u32) -> u32 {
+        let slot = Slot { entry: Some(entry), prev: NIL, next: NIL };
+        let index = if let Some(index) = self.free.pop() {
             self.slots[index as usize] = slot;
-            self.links[index as usize] = link;
+            self.hashes[index as usize] = hash;
             index
         } else {
             self.slots.push(slot);
-            self.links.push(link);
+            self.hashes.push(hash);
             (self.slots.len() - 1) as u32
-        }
+        };
+        self.set_weight(index, weight);
+        index
     }
 
     // ---- intrusive queues ----
 
     fn push_front(&mut self, region: Region, index: u32) {
+        let weight = u64::from(self.weight_of(index));
         let slot = &mut self.slots[index as usize];
-        slot.region = region;
-        let weight = u64::from(slot.weight);
+        if let Some(entry) = slot.entry.as_mut() {
+            entry.region = region;
+        }
         let queue = &mut self.queues[region as usize];
         let head = queue.head;
-        let link = &mut self.links[index as usize];
-        link.prev = NIL;
-        link.next = head;
+        slot.prev = NIL;
+        slot.next = head;
         if head != NIL {
-            self.links[head as usize].prev = index;
+            self.slots[head as usize].prev = index;
         } else {
             queue.tail = index;
         }
@@ -797,17 +818,18 @@ impl<K, V> Shard<K, V> {
 
     #[inline(always)]
     fn unlink(&mut self, index: u32) {
+        let weight = u64::from(self.weight_of(index));
         let slot = &self.slots[index as usize];
-        let (region, weight) = (slot.region, u64::from(slot.weight));
-        let Link { prev, next, .. } = self.links[index as usize];
+        let Some(region) = slot.entry.as_ref().map(|entry| entry.region) else { return };
+        let (prev, next) = (slot.prev, slot.next);
         let queue = &mut self.queues[region as usize];
         if prev != NIL {
-            self.links[prev as usize].next = next;
+            self.slots[prev as usize].next = next;
         } else {
             queue.head = next;
         }
         if next != NIL {
-            self.links[next as usize].prev = prev;
+            self.slots[next as usize].prev = prev;
         } else {
             queue.tail = prev;
         }
@@ -930,6 +952,6 @@ mod tests {
         assert_eq!(size_of::<Slot<u64, u64>>(), 32);
         assert_eq!(size_of::<Slot<u64, std::sync::Arc<String>>>(), 32);
         assert_eq!(align_of::<Slot<u64, u64>>(), 32);
-        assert_eq!(size_of::<Link>(), 16);
+        assert_eq!(size_of::<Slot<String, std::sync::Arc<String>>>(), 64);
     }
 }
