@@ -873,13 +873,14 @@ fn touch(meta: &AtomicU8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sketch::spread;
 
     /// Keys whose sketch counters do not overlap in a 16-entry sketch, found by search so the test does
     /// not depend on where the hash function puts them.
     fn distinct_keys(count: usize) -> Vec<u64> {
         let mut keys: Vec<u64> = Vec::new();
         for candidate in 1u64.. {
-            let hash = crate::sketch::spread(candidate);
+            let hash = spread(candidate);
             let mut sketch = FrequencySketch::new(16);
             for &key in &keys {
                 sketch.add(key, 1);
@@ -945,6 +946,33 @@ mod tests {
             assert_eq!(evicted, [b, c, last], "ghost admission {ghost_admission}");
             assert_eq!(shard.find(b, &b).is_some(), b_stays);
         }
+    }
+
+    /// Weights are kept beside the slots only once an entry weighs more than 1; the shard's weight stays
+    /// right across that switch, replacements and removals.
+    #[test]
+    fn weights_are_kept_once_an_entry_weighs_more_than_one() {
+        let tuning = Tuning { window_share: 0.5, ghost_admission: 0.0, narrow_admission: 0.0, now: 0 };
+        let mut shard: Shard<u64, u64> = Shard::new(1_000, 16, 1);
+        let mut removed = RemovedList::new();
+        let mut insert = |shard: &mut Shard<u64, u64>, key: u64, weight: u32| {
+            shard.insert(spread(key), key, key, weight, NEVER, NEVER, tuning, &mut removed);
+        };
+        for key in 1..=5 {
+            insert(&mut shard, key, 1);
+        }
+        assert_eq!(shard.weight(), 5);
+        assert!(shard.weights.is_empty(), "every entry weighs 1");
+        insert(&mut shard, 6, 10);
+        assert_eq!(shard.weight(), 15);
+        insert(&mut shard, 2, 4);
+        assert_eq!(shard.weight(), 18, "2 replaced at weight 4");
+        assert!(shard.remove(spread(6), &6).is_some());
+        assert_eq!(shard.weight(), 8);
+        insert(&mut shard, 7, 1);
+        assert_eq!(shard.weight(), 9);
+        let queued: u64 = shard.queues.iter().map(|queue| queue.weight).sum();
+        assert_eq!(queued, 9, "the queues' weights add up to the shard's");
     }
 
     #[test]
