@@ -298,26 +298,33 @@ impl FrequencySketch {
 
     /// Writes ghost `print` stamped `now` into a block: in its own way if it has one, else the first
     /// empty or forgotten one, else the oldest (the last of equals). Returns whether the key was a ghost
-    /// at stamp `before`.
+    /// at stamp `before`. The ways are judged into bit masks first and chosen after, without a branch
+    /// per way: this runs on every miss.
     #[inline(always)]
     fn replace_ghost(words: &mut [u64; BLOCK_WORDS], print: u16, before: u16, now: u16, horizon: u16) -> bool {
-        let (mut own, mut free, mut oldest) = (None, None, (0, 0));
-        let mut was_ghost = false;
-        for way in 0..GHOST_WAYS {
+        let (mut own, mut free) = (0u32, 0u32);
+        let mut stamps = [0u16; GHOST_WAYS];
+        for (way, stamp_of_way) in stamps.iter_mut().enumerate() {
             let (ghost, stamp) = Self::ghost(words, way);
-            let age = now.wrapping_sub(stamp);
-            if ghost == print && own.is_none() {
-                own = Some(way);
-                was_ghost = before.wrapping_sub(stamp) < horizon;
-            }
-            if free.is_none() && (ghost == 0 || age >= horizon) {
-                free = Some(way);
-            }
-            if age >= oldest.1 {
-                oldest = (way, age);
-            }
+            *stamp_of_way = stamp;
+            own |= u32::from(ghost == print) << way;
+            free |= u32::from(ghost == 0 || now.wrapping_sub(stamp) >= horizon) << way;
         }
-        let way = own.or(free).unwrap_or(oldest.0);
+        let (way, was_ghost) = if own != 0 {
+            let way = own.trailing_zeros() as usize;
+            (way, before.wrapping_sub(stamps[way]) < horizon)
+        } else if free != 0 {
+            (free.trailing_zeros() as usize, false)
+        } else {
+            let mut oldest = (0, 0);
+            for (way, &stamp) in stamps.iter().enumerate() {
+                let age = now.wrapping_sub(stamp);
+                if age >= oldest.1 {
+                    oldest = (way, age);
+                }
+            }
+            (oldest.0, false)
+        };
         Self::set_ghost(words, way, print, now);
         was_ghost
     }
