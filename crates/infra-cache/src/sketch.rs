@@ -227,10 +227,11 @@ impl FrequencySketch {
         for i in 0..4 {
             let (word, offset) = Self::position(selectors, i);
             let count = (words[word] >> offset) & 15;
-            let raised = (count + 1).min(15);
-            words[word] += (raised - count) << offset;
-            added |= raised - count;
-            estimate = estimate.min(raised);
+            // One more, unless saturated.
+            let step = u64::from(count != 15);
+            words[word] += step << offset;
+            added |= step;
+            estimate = estimate.min(count + step);
         }
         let ghost = Self::replace_ghost(words, print, before, now, horizon);
         let mut halved = false;
