@@ -48,9 +48,9 @@ const HITS: u8 = 0x0F;
 const REFERENCED: u8 = 0x10;
 /// A refresh of the entry has been requested (refresh-ahead); cleared when a new value is written.
 const REFRESHING: u8 = 0x20;
-/// The sketch's estimate of an entry's frequency when it arrived, in [`Slot::arrival`].
+/// The sketch's estimate of an entry's frequency when it arrived, in [`Entry::arrival`].
 const ESTIMATE: u8 = 0x0F;
-/// The entry was a ghost when it arrived (recently turned away or evicted), in [`Slot::arrival`].
+/// The entry was a ghost when it arrived (recently turned away or evicted), in [`Entry::arrival`].
 const ARRIVED_AS_GHOST: u8 = 0x10;
 /// The probability (1 in 128) of admitting a hot candidate that does not beat its victim, so that an
 /// attacker cannot pin a victim by making it look popular (Caffeine's defence against hash flooding).
