@@ -376,7 +376,10 @@ where
     }
 
     /// The first step of every load: a lookup that counts a hit or a miss. On a miss, returns the key's
-    /// hash, for [`join`](Self::join).
+    /// hash, for [`join`](Self::join). Forced inline: as a call of its own (the compiler's choice) it cost
+    /// a hit through `get_or_insert_with` about 20 instructions of prologue, epilogue and result passing,
+    /// 15% of the hit (131 to 111 in `cache_replay hits`).
+    #[inline(always)]
     fn first_look(&self, key: &K) -> Result<V, u64> {
         let hash = self.inner.hash_of(key);
         match self.peek_hashed(hash, key) {
