@@ -262,17 +262,25 @@ where
     ///
     /// Concurrent misses on one key run `init` once; the other callers wait and share its value. If that
     /// `init` panics, the panic goes on in its caller and one of the waiters loads in its place.
+    #[inline]
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         self.get_or_insert_with_ttl(key, None, init)
     }
 
     /// [`get_or_insert_with`](Self::get_or_insert_with), storing the value with its own time to live
     /// (`None`: the cache's).
+    #[inline]
     pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
-        let hash = match self.first_look(&key) {
-            Ok(value) => return value,
-            Err(hash) => hash,
-        };
+        match self.first_look(&key) {
+            Ok(value) => value,
+            Err(hash) => self.load_missed(hash, key, ttl, init),
+        }
+    }
+
+    /// The miss path of [`get_or_insert_with_ttl`](Self::get_or_insert_with_ttl), out of line so that
+    /// the hit path can be inlined into the caller.
+    #[inline(never)]
+    fn load_missed(&self, hash: u64, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
         let token = loop {
             match self.join(hash, &key) {
                 Role::Cached(value) => return value,
