@@ -17,10 +17,11 @@
 //!   time. `SEED` (default 7) fixes our hasher's seed, so the miss counts are reproducible (to a few
 //!   misses in 40 million: the maintenance thread's timing moves a climber sample now and then);
 //!   `STREAM` (default 12, the benchmark's) draws another Zipf stream, to check that a policy change is
-//!   not tuned to one stream. Under
-//!   `valgrind --tool=callgrind --toggle-collect='*get_or_insert_with_ttl*'` the instruction count is
-//!   deterministic (1,770 million for `goi ours 4` with `SEED=7` at the end of 2026-12-06; compare two
-//!   builds of this example, as inlining moves counts between programs); under `--tool=cachegrind
+//!   not tuned to one stream. Under `valgrind --tool=callgrind` the whole program's instruction count is
+//!   deterministic (1,983 million for `goi ours 4` with `SEED=7` at the end of 2026-12-06; the hit path
+//!   is inlined into this program's loop, so count the whole program, or the miss path alone with
+//!   `--toggle-collect='*load_missed*'`; compare two builds of this example, as inlining moves counts
+//!   between programs); under `--tool=cachegrind
 //!   --cache-sim=yes --LL=1048576,16,64 --D1=49152,12,64` so are the simulated L2 misses.
 //! - `hits` measures the hit path alone (every key cached), in nanoseconds a call.
 //!
