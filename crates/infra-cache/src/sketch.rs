@@ -182,26 +182,48 @@ impl FrequencySketch {
         if times == 0 {
             return false;
         }
+        let (block, selectors) = self.locate_to_count(hash);
+        let Some(Block(words)) = self.table.get_mut(block) else { return false };
+        let (added, _) = Self::count_in(words, selectors, times);
+        added && self.note_additions(times)
+    }
+
+    /// [`locate`](Self::locate) for a key about to be counted: forgets the remembered estimate if it
+    /// lives in the same block (the count may change it).
+    #[inline(always)]
+    fn locate_to_count(&mut self, hash: u64) -> (usize, u64) {
         let (block, selectors) = self.locate(hash);
         if self.remembered.is_some_and(|(_, remembered_block, _)| remembered_block == block) {
             self.remembered = None;
         }
-        let Some(Block(words)) = self.table.get_mut(block) else { return false };
+        (block, selectors)
+    }
+
+    /// Raises a located key's four counters by `times` (saturating at 15). Returns whether any counter
+    /// changed, and the key's estimate after.
+    #[inline(always)]
+    fn count_in(words: &mut [u64; BLOCK_WORDS], selectors: u64, times: u8) -> (bool, u8) {
         let times = u64::from(times);
-        let mut added = 0;
+        let (mut added, mut estimate) = (0, 15);
         for i in 0..4 {
             let (word, offset) = Self::position(selectors, i);
             let count = (words[word] >> offset) & 15;
             let raised = (count + times).min(15);
             words[word] += (raised - count) << offset;
             added |= raised - count;
+            estimate = estimate.min(raised);
         }
-        if added != 0 {
-            self.additions += times as usize;
-            if self.additions >= self.sample_size {
-                self.halve();
-                return true;
-            }
+        (added != 0, estimate as u8)
+    }
+
+    /// Adds `times` to the additions since the last halving, halving when the sample is complete;
+    /// returns whether it halved.
+    #[inline(always)]
+    fn note_additions(&mut self, times: u8) -> bool {
+        self.additions += usize::from(times);
+        if self.additions >= self.sample_size {
+            self.halve();
+            return true;
         }
         false
     }
@@ -213,36 +235,15 @@ impl FrequencySketch {
     /// the core's caches): the judgement uses what the slot kept of this answer instead.
     #[inline(always)]
     pub(crate) fn arrive(&mut self, hash: u64) -> Arrival {
-        let (block, selectors) = self.locate(hash);
-        if self.remembered.is_some_and(|(_, remembered_block, _)| remembered_block == block) {
-            self.remembered = None;
-        }
-        let (print, before, horizon) = (fingerprint(hash), self.stamp(), self.horizon);
-        let now = before;
+        let (block, selectors) = self.locate_to_count(hash);
+        let (print, now, horizon) = (fingerprint(hash), self.stamp(), self.horizon);
         let Some(Block(words)) = self.table.get_mut(block) else {
             return Arrival { estimate: 0, ghost: false, halved: false };
         };
-        let mut estimate = 15;
-        let mut added = 0;
-        for i in 0..4 {
-            let (word, offset) = Self::position(selectors, i);
-            let count = (words[word] >> offset) & 15;
-            // One more, unless saturated.
-            let step = u64::from(count != 15);
-            words[word] += step << offset;
-            added |= step;
-            estimate = estimate.min(count + step);
-        }
-        let ghost = Self::replace_ghost(words, print, before, now, horizon);
-        let mut halved = false;
-        if added != 0 {
-            self.additions += 1;
-            if self.additions >= self.sample_size {
-                self.halve();
-                halved = true;
-            }
-        }
-        Arrival { estimate: estimate as u8, ghost, halved }
+        let (added, estimate) = Self::count_in(words, selectors, 1);
+        let ghost = Self::replace_ghost(words, print, now, horizon);
+        let halved = added && self.note_additions(1);
+        Arrival { estimate, ghost, halved }
     }
 
     /// Halves every counter (not the ghosts), so that popularity fades.
@@ -294,15 +295,15 @@ impl FrequencySketch {
         let (block, _) = self.locate(hash);
         let (print, now, horizon) = (fingerprint(hash), self.stamp(), self.horizon);
         let Some(Block(words)) = self.table.get_mut(block) else { return };
-        Self::replace_ghost(words, print, now, now, horizon);
+        Self::replace_ghost(words, print, now, horizon);
     }
 
     /// Writes ghost `print` stamped `now` into a block: in its own way if it has one, else the first
     /// empty or forgotten one, else the oldest (the last of equals). Returns whether the key was a ghost
-    /// at stamp `before`. The ways are judged into bit masks first and chosen after, without a branch
+    /// until now. The ways are judged into bit masks first and chosen after, without a branch
     /// per way: this runs on every miss.
     #[inline(always)]
-    fn replace_ghost(words: &mut [u64; BLOCK_WORDS], print: u16, before: u16, now: u16, horizon: u16) -> bool {
+    fn replace_ghost(words: &mut [u64; BLOCK_WORDS], print: u16, now: u16, horizon: u16) -> bool {
         let (mut own, mut free) = (0u32, 0u32);
         let mut stamps = [0u16; GHOST_WAYS];
         for (way, stamp_of_way) in stamps.iter_mut().enumerate() {
@@ -313,7 +314,7 @@ impl FrequencySketch {
         }
         let (way, was_ghost) = if own != 0 {
             let way = own.trailing_zeros() as usize;
-            (way, before.wrapping_sub(stamps[way]) < horizon)
+            (way, now.wrapping_sub(stamps[way]) < horizon)
         } else if free != 0 {
             (free.trailing_zeros() as usize, false)
         } else {
