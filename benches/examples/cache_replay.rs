@@ -18,7 +18,7 @@
 //!   misses in 40 million: the maintenance thread's timing moves a climber sample now and then);
 //!   `STREAM` (default 12, the benchmark's) draws another Zipf stream, to check that a policy change is
 //!   not tuned to one stream. Under `valgrind --tool=callgrind` the whole program's instruction count is
-//!   deterministic (1,983 million for `goi ours 4` with `SEED=7` at the end of 2026-12-06; the hit path
+//!   deterministic (1,851 million for `goi ours 4` with `SEED=7` on 2026-12-07; the hit path
 //!   is inlined into this program's loop, so count the whole program, or the miss path alone with
 //!   `--toggle-collect='*load_missed*'`; compare two builds of this example, as inlining moves counts
 //!   between programs); under `--tool=cachegrind

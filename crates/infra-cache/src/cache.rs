@@ -12,8 +12,8 @@ use std::time::Duration;
 use quanta::Clock;
 
 use crate::builder::{CacheBuilder, Listener, Weigher};
-use crate::loader::{Flight, FlightState};
-use crate::shard::{Expiry, NEVER, Removed, RemovedList, Shard, Tuning};
+use crate::loader::{Flight, FlightState, Landed};
+use crate::shard::{Absence, Expiry, NEVER, Removed, RemovedList, Shard, Tuning};
 use crate::stats::{CacheStats, Counters};
 use crate::warm::{REFRESH_QUEUE, RefreshAhead, RefreshLoader, Warming, WarmingTask, spawn_refresher};
 use crate::{DefaultHashBuilder, RemovalCause};
@@ -274,7 +274,14 @@ where
     /// critical section as the insert (so that no caller finds the key neither cached nor in flight in
     /// between), and its waiters get the value before any user code (listeners, drops) runs.
     #[inline]
-    pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V, ttl: Option<Duration>, landing: Option<(u64, &V)>) {
+    pub(crate) fn insert_hashed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        landing: Option<Landed<'_, V>>,
+    ) {
         match ttl {
             None => self.inner.insert(hash, key, value, self.inner.time_to_live, landing),
             Some(ttl) => self.insert_with_ttl_hashed(hash, key, value, ttl, landing),
@@ -283,7 +290,7 @@ where
 
     /// [`insert_hashed`](Self::insert_hashed) with a time to live of the entry's own.
     #[inline(never)]
-    fn insert_with_ttl_hashed(&self, hash: u64, key: K, value: V, ttl: Duration, landing: Option<(u64, &V)>) {
+    fn insert_with_ttl_hashed(&self, hash: u64, key: K, value: V, ttl: Duration, landing: Option<Landed<'_, V>>) {
         if ttl.is_zero() {
             let mut removed = RemovedList::new();
             let flight = {
@@ -294,7 +301,7 @@ where
                 }
                 // The new value, which never enters the shard, counts as expired there too.
                 shard.count_removal(RemovalCause::Expired);
-                landing.and_then(|(token, _)| shard.flights.retire(hash, token))
+                landing.and_then(|landing| shard.flights.retire(hash, landing.token))
             };
             land(flight, landing);
             removed.push(Removed { key, value, cause: RemovalCause::Expired });
@@ -431,12 +438,22 @@ where
     }
 
     #[inline]
-    fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard<K, V>> {
+    pub(crate) fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard<K, V>> {
         read_lock(&self.cell(hash).shard)
     }
 
     pub(crate) fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Shard<K, V>> {
         write_lock(&self.cell(hash).shard)
+    }
+
+    /// [`peek_locked`](Self::peek_locked), telling on a miss what the lookup learned.
+    #[inline(always)]
+    pub(crate) fn look_locked(&self, shard: &Shard<K, V>, hash: u64, key: &K) -> Result<V, Absence>
+    where
+        K: Eq,
+        V: Clone,
+    {
+        shard.look(hash, key, || Expiry { now: self.now(), idle: self.time_to_idle, refresh: self.refresh.as_ref() })
     }
 
     /// The read path in a shard the caller has locked (for reading or writing).
@@ -464,7 +481,7 @@ where
     /// Inserts an entry and, with `landing`, retires that load in flight in the same critical section and
     /// wakes its waiters with the value before reporting and dropping removed entries (user code that
     /// may panic).
-    pub(crate) fn insert(&self, hash: u64, key: K, value: V, time_to_live: Option<u64>, landing: Option<(u64, &V)>)
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V, time_to_live: Option<u64>, landing: Option<Landed<'_, V>>)
     where
         V: Clone,
     {
@@ -481,9 +498,10 @@ where
         let mut removed = RemovedList::new();
         let (tune, flight) = {
             let mut shard = self.write(hash);
-            shard.insert(hash, key, value, weight, deadline, expires, tuning, &mut removed);
+            let absence = landing.map_or(Absence::UNKNOWN, |landing| landing.absence);
+            shard.insert(hash, key, value, weight, deadline, expires, tuning, absence, &mut removed);
             shard.sweep_expired(now, SWEEP_PER_WRITE, &mut removed);
-            let flight = landing.and_then(|(token, _)| shard.flights.retire(hash, token));
+            let flight = landing.and_then(|landing| shard.flights.retire(hash, landing.token));
             let tune = shard.inserts_since_tuning >= INSERTS_PER_TUNING;
             if tune {
                 shard.inserts_since_tuning = 0;
@@ -707,9 +725,9 @@ impl Climber {
 
 /// Wakes a retired flight's waiters, if it had any, with the landed value.
 #[inline]
-fn land<V: Clone>(flight: Option<Arc<Flight<V>>>, landing: Option<(u64, &V)>) {
-    if let (Some(flight), Some((_, value))) = (flight, landing) {
-        flight.land(FlightState::Loaded(value.clone()));
+fn land<V: Clone>(flight: Option<Arc<Flight<V>>>, landing: Option<Landed<'_, V>>) {
+    if let (Some(flight), Some(landing)) = (flight, landing) {
+        flight.land(FlightState::Loaded(landing.value.clone()));
     }
 }
 

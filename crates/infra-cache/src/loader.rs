@@ -21,6 +21,7 @@ use hashbrown::HashTable;
 
 use crate::cache::{Cache, lock};
 use crate::error::LoadError;
+use crate::shard::Absence;
 use crate::stats::LOAD_TIMING_SAMPLE;
 
 /// Loads in flight in one shard: usually none or one at a time, so the first is kept inline and only
@@ -49,6 +50,7 @@ impl<K, V> std::fmt::Debug for Flights<K, V> {
 impl<K: Eq, V> Flights<K, V> {
     /// The flight loading `key`, if one is running; the waiters' [`Flight`] is allocated by the first
     /// caller to ask.
+    #[inline(always)]
     fn follow(&mut self, hash: u64, key: &K) -> Option<Arc<Flight<V>>> {
         let running = match &mut self.solo {
             Some(solo) if solo.hash == hash && solo.key == *key => solo,
@@ -60,6 +62,7 @@ impl<K: Eq, V> Flights<K, V> {
     }
 
     /// Registers a load of `key`, returning its token.
+    #[inline(always)]
     fn start(&mut self, hash: u64, key: K) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
@@ -178,9 +181,27 @@ enum Role<V> {
     Cached(V),
     /// Another caller is loading; wait for it.
     Follower(Arc<Flight<V>>),
-    /// This caller loads; the token identifies its load among the shard's loads in flight.
-    Leader(u64),
+    /// This caller loads; the token identifies its load among the shard's loads in flight, and the
+    /// absence is what its lookups learned of the key, for the insert that lands it.
+    Leader(u64, Absence),
 }
+
+/// A load landing with the insert of its value: its flight's token, the value its waiters get, and what
+/// its lookups learned of the key (see [`Absence`]).
+pub(crate) struct Landed<'v, V> {
+    pub(crate) token: u64,
+    pub(crate) value: &'v V,
+    pub(crate) absence: Absence,
+}
+
+// By hand: derived, both would require `V: Copy`.
+impl<V> Clone for Landed<'_, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Landed<'_, V> {}
 
 /// Retires a flight with the outcome or, if dropped unfinished, with `unfinished` (the loader panicked,
 /// or an async loader's future was dropped).
@@ -193,6 +214,7 @@ where
     cache: &'a Cache<K, V, S>,
     hash: u64,
     token: u64,
+    absence: Absence,
     /// When the load started, for one load in [`LOAD_TIMING_SAMPLE`].
     started: Option<quanta::Instant>,
     /// Whether the load has been counted in the stats.
@@ -207,6 +229,7 @@ where
     S: BuildHasher + Send + Sync + 'static,
 {
     /// Counts the load, its time and whether it succeeded, once.
+    #[inline(always)]
     fn count(&mut self, succeeded: bool) {
         if self.counted {
             return;
@@ -220,9 +243,11 @@ where
     /// Stores the loaded value (with its own time to live, or the cache's) and lands the flight. Until
     /// the insert has retired the flight, the guard stays armed: a weigher or a key's `Eq` that panics
     /// on the way still wakes the waiters (with [`LoadError::Panicked`]).
+    #[inline(always)]
     fn land_value(&mut self, key: K, value: V, ttl: Option<Duration>) -> V {
         self.count(true);
-        self.cache.insert_hashed(self.hash, key, value.clone(), ttl, Some((self.token, &value)));
+        let landing = Landed { token: self.token, value: &value, absence: self.absence };
+        self.cache.insert_hashed(self.hash, key, value.clone(), ttl, Some(landing));
         self.unfinished = None;
         value
     }
@@ -245,6 +270,7 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(error) = self.unfinished.take() {
             self.land_error(error);
@@ -273,26 +299,29 @@ where
     pub fn get_or_insert_with_ttl(&self, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
         match self.first_look(&key) {
             Ok(value) => value,
-            Err(hash) => self.load_missed(hash, key, ttl, init),
+            Err((hash, absence)) => self.load_missed(hash, absence, key, ttl, init),
         }
     }
 
     /// The miss path of [`get_or_insert_with_ttl`](Self::get_or_insert_with_ttl), out of line so that
-    /// the hit path can be inlined into the caller.
+    /// the hit path can be inlined into the caller. What it calls on the way (`join`, the flight table's
+    /// `follow` and `start`, and the leader guard's `count`, `land_value` and `drop`) is forced inline
+    /// into it: as calls of their own, the compiler's choice, their prologues, epilogues and argument
+    /// passing cost a miss about 135 instructions of ~1,200 (callgrind, `cache_replay goi ours 4`).
     #[inline(never)]
-    fn load_missed(&self, hash: u64, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
-        let token = loop {
-            match self.join(hash, &key) {
+    fn load_missed(&self, hash: u64, absence: Absence, key: K, ttl: Option<Duration>, init: impl FnOnce() -> V) -> V {
+        let (token, absence) = loop {
+            match self.join(hash, &key, absence) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match flight.wait() {
                     Ok(value) => return value,
                     // The leader panicked: try again, perhaps as the leader.
                     Err(_) => continue,
                 },
-                Role::Leader(token) => break token,
+                Role::Leader(token, absence) => break (token, absence),
             }
         };
-        let mut guard = self.lead(hash, token, LoadError::Panicked);
+        let mut guard = self.lead(hash, token, absence, LoadError::Panicked);
         let value = init();
         guard.land_value(key, value, ttl)
     }
@@ -306,16 +335,16 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let hash = match self.first_look(&key) {
+        let (hash, absence) = match self.first_look(&key) {
             Ok(value) => return Ok(value),
-            Err(hash) => hash,
+            Err(missed) => missed,
         };
-        let token = match self.join(hash, &key) {
+        let (token, absence) = match self.join(hash, &key, absence) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return flight.wait(),
-            Role::Leader(token) => token,
+            Role::Leader(token, absence) => (token, absence),
         };
-        let mut guard = self.lead(hash, token, LoadError::Panicked);
+        let mut guard = self.lead(hash, token, absence, LoadError::Panicked);
         let outcome = init().map_err(|error| LoadError::Failed(Arc::new(error)));
         self.settle(key, outcome, &mut guard)
     }
@@ -324,21 +353,21 @@ where
     /// calling task, on any runtime); concurrent misses on one key await one `init`. If the loading
     /// task is dropped or its future panics, a waiter loads in its place.
     pub async fn get_or_insert_async(&self, key: K, init: impl Future<Output = V>) -> V {
-        let hash = match self.first_look(&key) {
+        let (hash, absence) = match self.first_look(&key) {
             Ok(value) => return value,
-            Err(hash) => hash,
+            Err(missed) => missed,
         };
-        let token = loop {
-            match self.join(hash, &key) {
+        let (token, absence) = loop {
+            match self.join(hash, &key, absence) {
                 Role::Cached(value) => return value,
                 Role::Follower(flight) => match Landing(flight).await {
                     Ok(value) => return value,
                     Err(_) => continue,
                 },
-                Role::Leader(token) => break token,
+                Role::Leader(token, absence) => break (token, absence),
             }
         };
-        let mut guard = self.lead(hash, token, LoadError::Abandoned);
+        let mut guard = self.lead(hash, token, absence, LoadError::Abandoned);
         let value = init.await;
         guard.land_value(key, value, None)
     }
@@ -353,16 +382,16 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let hash = match self.first_look(&key) {
+        let (hash, absence) = match self.first_look(&key) {
             Ok(value) => return Ok(value),
-            Err(hash) => hash,
+            Err(missed) => missed,
         };
-        let token = match self.join(hash, &key) {
+        let (token, absence) = match self.join(hash, &key, absence) {
             Role::Cached(value) => return Ok(value),
             Role::Follower(flight) => return Landing(flight).await,
-            Role::Leader(token) => token,
+            Role::Leader(token, absence) => (token, absence),
         };
-        let mut guard = self.lead(hash, token, LoadError::Abandoned);
+        let mut guard = self.lead(hash, token, absence, LoadError::Abandoned);
         let outcome = init.await.map_err(|error| LoadError::Failed(Arc::new(error)));
         self.settle(key, outcome, &mut guard)
     }
@@ -384,39 +413,50 @@ where
     }
 
     /// The first step of every load: a lookup that counts a hit or a miss. On a miss, returns the key's
-    /// hash, for [`join`](Self::join). Forced inline: as a call of its own (the compiler's choice) it cost
-    /// a hit through `get_or_insert_with` about 20 instructions of prologue, epilogue and result passing,
-    /// 15% of the hit (131 to 111 in `cache_replay hits`).
+    /// hash and what the lookup learned, for [`join`](Self::join). Forced inline: as a call of its own
+    /// (the compiler's choice) it cost a hit through `get_or_insert_with` about 20 instructions of
+    /// prologue, epilogue and result passing, 15% of the hit (131 to 111 in `cache_replay hits`).
     #[inline(always)]
-    fn first_look(&self, key: &K) -> Result<V, u64> {
+    fn first_look(&self, key: &K) -> Result<V, (u64, Absence)> {
         let hash = self.inner.hash_of(key);
-        match self.peek_hashed(hash, key) {
-            Some(value) => {
+        let looked = {
+            let shard = self.inner.read(hash);
+            self.inner.look_locked(&shard, hash, key)
+        };
+        match looked {
+            Ok(value) => {
                 self.inner.counters.hit();
                 Ok(value)
             }
-            None => {
+            Err(absence) => {
                 self.inner.counters.miss();
-                Err(hash)
+                Err((hash, absence))
             }
         }
     }
 
-    fn lead(&self, hash: u64, token: u64, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {
+    fn lead(&self, hash: u64, token: u64, absence: Absence, unfinished: LoadError) -> LeaderGuard<'_, K, V, S> {
         let started = token.is_multiple_of(LOAD_TIMING_SAMPLE).then(|| self.inner.clock_now());
-        LeaderGuard { cache: self, hash, token, started, counted: false, unfinished: Some(unfinished) }
+        LeaderGuard { cache: self, hash, token, absence, started, counted: false, unfinished: Some(unfinished) }
     }
 
-    /// Joins the flight for `key`, or starts one, unless the value turned up since the caller's miss.
-    fn join(&self, hash: u64, key: &K) -> Role<V> {
+    /// Joins the flight for `key`, or starts one, unless the value turned up since the caller's miss
+    /// (looked up again only if the shard had an insert since `absence`).
+    #[inline(always)]
+    fn join(&self, hash: u64, key: &K, absence: Absence) -> Role<V> {
         let inner = &*self.inner;
         let mut shard = inner.write(hash);
-        if let Some(value) = inner.peek_locked(&shard, hash, key) {
-            return Role::Cached(value);
-        }
+        let absence = if shard.still_absent(absence) {
+            absence
+        } else {
+            match inner.look_locked(&shard, hash, key) {
+                Ok(value) => return Role::Cached(value),
+                Err(absence) => absence,
+            }
+        };
         match shard.flights.follow(hash, key) {
             Some(flight) => Role::Follower(flight),
-            None => Role::Leader(shard.flights.start(hash, key.clone())),
+            None => Role::Leader(shard.flights.start(hash, key.clone()), absence),
         }
     }
 }

@@ -164,6 +164,19 @@ impl<K, V> RemovedList<K, V> {
     }
 }
 
+/// What a lookup that missed learned about the key: the shard's insert count when the key was seen
+/// absent from it, or [`Absence::UNKNOWN`] when it was present but stale (or not looked up). A load
+/// carries it from its first lookup to its insert, which then skips the lookups in between while no
+/// insert happened in the shard (on a miss, two of the three probes of the table). A bare count, not
+/// an `Option`: the hit path returns it, and a wider result cost each hit instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Absence(u64);
+
+impl Absence {
+    /// Nothing known: the insert looks the key up. (No shard counts this many inserts.)
+    pub(crate) const UNKNOWN: Absence = Absence(u64::MAX);
+}
+
 /// The cache-wide settings a shard's write path needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tuning {
@@ -199,6 +212,9 @@ pub(crate) struct Shard<K, V> {
     expiring: usize,
     /// Inserts since the cache-wide tuning was last consulted.
     pub(crate) inserts_since_tuning: u32,
+    /// Inserts so far, of new keys and replacements: a key found absent is still absent while this
+    /// count has not moved, so a load that saw it absent skips looking it up again (see [`Absence`]).
+    inserts: u64,
     /// (the window share's bits, the window's maximum weight, the protected segment's) as last computed:
     /// the climber moves the share rarely, and the float arithmetic is not redone on every insert.
     bounds: (u64, u64, u64),
@@ -232,6 +248,7 @@ impl<K, V> Shard<K, V> {
             sweep_cursor: 0,
             expiring: 0,
             inserts_since_tuning: 0,
+            inserts: 0,
             // No share has these bits (a NaN's): the first `maintain` computes the bounds.
             bounds: (u64::MAX, 0, 0),
             table_half: 0,
@@ -291,12 +308,32 @@ impl<K, V> Shard<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let (index, (_, entry)) = self.lookup(hash, key)?;
+        self.look(hash, key, expiry).ok()
+    }
+
+    /// [`get`](Self::get), telling on a miss whether the key is absent (and since which insert) or
+    /// present but stale.
+    #[inline(always)]
+    pub(crate) fn look<'e, Q>(&self, hash: u64, key: &Q, expiry: impl FnOnce() -> Expiry<'e, K>) -> Result<V, Absence>
+    where
+        K: Borrow<Q> + 'e,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        let Some((index, (_, entry))) = self.lookup(hash, key) else {
+            return Err(Absence(self.inserts));
+        };
         if entry.expires && !self.still_fresh(index, entry, expiry()) {
-            return None;
+            return Err(Absence::UNKNOWN);
         }
         touch(&entry.meta);
-        Some(entry.value.clone())
+        Ok(entry.value.clone())
+    }
+
+    /// Whether a key seen absent at `absence` still is, without looking it up: no insert since.
+    #[inline]
+    pub(crate) fn still_absent(&self, absence: Absence) -> bool {
+        absence.0 == self.inserts
     }
 
     /// The read path's check of an entry that can expire: whether it is still fresh; renews its time
@@ -352,11 +389,14 @@ impl<K, V> Shard<K, V> {
         deadline: u64,
         expires: u64,
         tuning: Tuning,
+        absence: Absence,
         removed: &mut RemovedList<K, V>,
     ) where
         K: Eq,
     {
-        if let Some(index) = self.find(hash, &key) {
+        let present = if self.still_absent(absence) { None } else { self.find(hash, &key) };
+        self.inserts += 1;
+        if let Some(index) = present {
             let old_weight = u64::from(self.weight_of(index));
             let Some(entry) = self.slots[index as usize].entry.as_mut() else { return };
             let old_value = std::mem::replace(&mut entry.value, value);
@@ -591,6 +631,9 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Probation's tail after promoting referenced entries to protected (and reclaiming expired ones).
+    /// Forced inline: it runs on every insert into a full shard, and as a call it cost a miss 30
+    /// instructions. (`evict`, forced inline too, cost more than it saved.)
+    #[inline(always)]
     fn probation_victim(&mut self, now: u64, removed: &mut RemovedList<K, V>) -> Option<u32> {
         loop {
             let tail = self.queues[Region::Probation as usize].tail;
@@ -905,12 +948,12 @@ mod tests {
             let mut shard: Shard<u64, u64> = Shard::new(2, 16, 1);
             let mut removed = RemovedList::new();
             // A window of one entry: `a` moves on to probation when `b` arrives.
-            shard.insert(a, a, 0, 1, NEVER, NEVER, tuning, &mut removed);
-            shard.insert(b, b, 0, 1, NEVER, NEVER, tuning, &mut removed);
+            shard.insert(a, a, 0, 1, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
+            shard.insert(b, b, 0, 1, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
             // One read: `b` is now estimated at 2 (counted once, read once), `a` at 1.
             assert_eq!(shard.get(b, &b, || Expiry { now: 0, idle: None, refresh: None }), Some(0));
             // `c` pushes `b` out of the window; the shard is over its bound, so `b` meets victim `a`.
-            shard.insert(c, c, 0, 1, NEVER, NEVER, tuning, &mut removed);
+            shard.insert(c, c, 0, 1, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
             let mut evicted = Vec::new();
             removed.for_each(|removed| evicted.push(removed.key));
             let expected = if b_stays { a } else { b };
@@ -931,7 +974,7 @@ mod tests {
             let mut evicted = Vec::new();
             let mut insert = |shard: &mut Shard<u64, u64>, key: u64| {
                 let mut removed = RemovedList::new();
-                shard.insert(key, key, 0, 1, NEVER, NEVER, tuning, &mut removed);
+                shard.insert(key, key, 0, 1, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
                 removed.for_each(|removed| evicted.push(removed.key));
             };
             // `a` moves on to probation while the shard fills; `b` (estimated 1) then loses to it (1).
@@ -956,7 +999,7 @@ mod tests {
         let mut shard: Shard<u64, u64> = Shard::new(1_000, 16, 1);
         let mut removed = RemovedList::new();
         let mut insert = |shard: &mut Shard<u64, u64>, key: u64, weight: u32| {
-            shard.insert(spread(key), key, key, weight, NEVER, NEVER, tuning, &mut removed);
+            shard.insert(spread(key), key, key, weight, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
         };
         for key in 1..=5 {
             insert(&mut shard, key, 1);

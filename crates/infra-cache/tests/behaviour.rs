@@ -427,6 +427,9 @@ fn single_flight_holds_under_churn() {
     let stats = cache.stats();
     assert_eq!(stats.loads, loads.load(Ordering::SeqCst) as u64);
     assert!(stats.loads > 0 && cache.entry_count() <= 16);
+    // No key is held twice (a load that skipped its lookups wrongly would add a second entry).
+    let held = (0..KEYS as u64).filter(|key| cache.contains_key(key)).count();
+    assert_eq!(cache.entry_count(), held);
 }
 
 #[test]

@@ -15,6 +15,9 @@ enum Op {
     Insert(u8, u16),
     InsertWithTtl(u8, u16, u8),
     Get(u8),
+    /// `get_or_insert_with(key, ..)` loading the value; with `Some(first)`, the loader itself inserts
+    /// `first` for the key before returning (an insert landing between a load's lookup and its own).
+    Load(u8, u16, Option<u16>),
     Remove(u8),
     Advance(u8),
     Clear,
@@ -26,6 +29,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Insert(k % 64, v)),
         2 => (any::<u8>(), any::<u16>(), 0u8..20).prop_map(|(k, v, t)| Op::InsertWithTtl(k % 64, v, t)),
         8 => any::<u8>().prop_map(|k| Op::Get(k % 64)),
+        4 => (any::<u8>(), any::<u16>(), prop::option::weighted(0.3, any::<u16>()))
+            .prop_map(|(k, v, first)| Op::Load(k % 64, v, first)),
         2 => any::<u8>().prop_map(|k| Op::Remove(k % 64)),
         1 => (0u8..10).prop_map(Op::Advance),
         1 => Just(Op::Clear),
@@ -83,6 +88,33 @@ fn check(ops: Vec<Op>, capacity: u64, shards: usize) -> Result<(), TestCaseError
                     (Some(got), None) => prop_assert!(false, "key {} returned {} after it was gone", key, got),
                     (None, _) => {}
                 }
+            }
+            Op::Load(key, value, first) => {
+                let live = model.get(&key).copied().filter(|known| known.expires.is_none_or(|at| now < at));
+                let loaded = std::cell::Cell::new(false);
+                let got = cache.get_or_insert_with(key, || {
+                    loaded.set(true);
+                    if let Some(first) = first {
+                        cache.insert(key, first);
+                        inserted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    value
+                });
+                if loaded.get() {
+                    inserted.fetch_add(1, Ordering::SeqCst);
+                    prop_assert_eq!(got, value);
+                    model.insert(key, Known { value, expires: None });
+                } else {
+                    prop_assert!(
+                        live.is_some_and(|known| known.value == got),
+                        "key {} loaded {} from nowhere",
+                        key,
+                        got
+                    );
+                }
+                // Held now, unless evicted at once (a cache of one entry a shard may turn it away).
+                let expected = if loaded.get() { value } else { got };
+                prop_assert!(cache.get(&key).is_none_or(|held| held == expected), "key {} holds another value", key);
             }
             Op::Remove(key) => {
                 if cache.remove(&key).is_some() {
@@ -143,6 +175,16 @@ proptest! {
                 Op::Get(key) => {
                     let live = model.get(&key).filter(|known| known.expires.is_none_or(|at| now < at)).map(|known| known.value);
                     prop_assert_eq!(cache.get(&key), live);
+                }
+                Op::Load(key, value, first) => {
+                    let live = model.get(&key).filter(|known| known.expires.is_none_or(|at| now < at)).map(|known| known.value);
+                    let got = cache.get_or_insert_with(key, || {
+                        if let Some(first) = first { cache.insert(key, first); }
+                        value
+                    });
+                    prop_assert_eq!(got, live.unwrap_or(value));
+                    if live.is_none() { model.insert(key, Known { value, expires: None }); }
+                    prop_assert_eq!(cache.get(&key), Some(got));
                 }
                 Op::Remove(key) => {
                     let live = model.remove(&key).filter(|known| known.expires.is_none_or(|at| now < at)).map(|known| known.value);
