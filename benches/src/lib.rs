@@ -18,6 +18,15 @@ pub fn run_split<F>(threads: usize, iters: u64, op: F) -> Duration
 where
     F: Fn(u64) + Sync,
 {
+    run_split_by_thread(threads, iters, |_, i| op(i))
+}
+
+/// [`run_split`], telling `op` which thread (0-based) runs it as well as the call's number within that
+/// thread, so that threads can work on different parts of a stream.
+pub fn run_split_by_thread<F>(threads: usize, iters: u64, op: F) -> Duration
+where
+    F: Fn(usize, u64) + Sync,
+{
     let threads = threads.max(1);
     let per_thread = iters / threads as u64;
     let start_line = Barrier::new(threads + 1);
@@ -29,7 +38,7 @@ where
             scope.spawn(move || {
                 start_line.wait();
                 for i in 0..count {
-                    op(i);
+                    op(t, i);
                 }
             });
         }
