@@ -7,6 +7,7 @@
 //! target/release/examples/cache_replay arc [SEEDS]          # the six ARC rows, mean over hasher seeds 1..=SEEDS (6)
 //! target/release/examples/cache_replay goi ours|quick PASSES # get_or_insert_with over the criterion stream
 //! target/release/examples/cache_replay hits ours|quick PASSES # hits only, through get_or_insert_with
+//! target/release/examples/cache_replay duel PAIRS           # get_or_insert_with, ours and quick_cache in turns
 //! ```
 //!
 //! - `arc` takes about 4 s for six seeds. A change meant to leave the policy alone (a refactor, an
@@ -24,6 +25,9 @@
 //!   between programs); under `--tool=cachegrind
 //!   --cache-sim=yes --LL=1048576,16,64 --D1=49152,12,64` so are the simulated L2 misses.
 //! - `hits` measures the hit path alone (every key cached), in nanoseconds a call.
+//! - `duel` times the `goi` stream with both caches in one process, taking turns a pass at a time, and
+//!   prints the median of the pairs' ratios: the steadiest timing comparison on a drifting host (not a
+//!   substitute for the criterion benchmark, which `cargo xtask bench` publishes).
 //!
 //! The policy's climber needs 20 to 40 passes of the `goi` stream to settle; compare miss counts pass by
 //! pass (or means over passes 21 onwards), not totals over a few passes.
@@ -51,7 +55,8 @@ fn main() {
         Some("arc") => arc(number(1, 6)),
         Some("goi") => get_or_insert(args.get(1).map(String::as_str) == Some("quick"), number(2, 4), seed),
         Some("hits") => hits(args.get(1).map(String::as_str) == Some("quick"), number(2, 8), seed),
-        _ => println!("usage: cache_replay arc [SEEDS] | goi ours|quick PASSES | hits ours|quick PASSES"),
+        Some("duel") => duel(number(1, 20), seed),
+        _ => println!("usage: cache_replay arc [SEEDS] | goi ours|quick PASSES | hits ours|quick PASSES | duel PAIRS"),
     }
 }
 
@@ -105,6 +110,58 @@ fn get_or_insert(quick: bool, passes: u64, seed: u64) {
     }
     let calls = passes.max(1) * keys.len() as u64;
     println!("after warm-up: {:.1} ns a call (checksum {checksum})", total.as_nanos() as f64 / calls as f64);
+}
+
+/// `get_or_insert_with` over the benchmark's stream, ours and quick_cache taking turns pass by pass in one
+/// process (the order swapped every pair), after 20 passes each to settle: on a host whose speed drifts
+/// from minute to minute, the two passes of a pair run under nearly the same conditions, so the median of
+/// the pairs' ratios is steadier than timings taken minutes apart.
+fn duel(pairs: u64, seed: u64) {
+    const UNIVERSE: usize = 1_000_000;
+    const SETTLING_PASSES: u64 = 20;
+    let keys = zipf_keys(UNIVERSE, 0.99, 1 << 20, 12);
+    let ours = seeded(UNIVERSE as u64 / 10, seed);
+    let theirs = quick_cache::sync::Cache::<u64, u64>::new(UNIVERSE / 10);
+    let mut checksum = 0u64;
+    let mut pass = |quick: bool| {
+        let started = Instant::now();
+        for &key in &keys {
+            checksum = checksum.wrapping_add(if quick {
+                theirs.get_or_insert_with(&key, || Ok::<u64, Infallible>(load(key))).unwrap_or_default()
+            } else {
+                ours.get_or_insert_with(key, || load(key))
+            });
+        }
+        started.elapsed().as_nanos() as f64 / keys.len() as f64
+    };
+    for _ in 0..SETTLING_PASSES {
+        pass(false);
+        pass(true);
+    }
+    let mut ratios = Vec::new();
+    for pair in 0..pairs {
+        let (ours_ns, quick_ns) = if pair % 2 == 0 {
+            let ours_ns = pass(false);
+            (ours_ns, pass(true))
+        } else {
+            let quick_ns = pass(true);
+            (pass(false), quick_ns)
+        };
+        println!(
+            "pair {}: ours {ours_ns:.1} ns, quick_cache {quick_ns:.1} ns, quick_cache/ours {:.3}",
+            pair + 1,
+            quick_ns / ours_ns
+        );
+        ratios.push(quick_ns / ours_ns);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at = |share: f64| ratios.get(((ratios.len() - 1) as f64 * share).round() as usize).copied().unwrap_or(f64::NAN);
+    println!(
+        "quick_cache/ours over {pairs} pairs: median {:.3} (quartiles {:.3} to {:.3}; above 1, ours is faster)",
+        at(0.5),
+        at(0.25),
+        at(0.75)
+    );
 }
 
 /// Hits only: a cache holding every key of a Zipf stream, read through `get_or_insert_with`.
