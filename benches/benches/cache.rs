@@ -65,7 +65,7 @@ fn read_hits(c: &mut Criterion) {
 /// One implementation's reads by `threads` threads, walking the key stream. Each thread reads from its own
 /// starting point (started together, they would read the same keys in step, every read meeting the other
 /// thread's on the same shard's lock word), and the walk goes on from sample to sample (see
-/// `get_or_insert` on why the position lives outside the routine).
+/// [`bench_calls`] on why the position lives outside the routine).
 fn bench_reads(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
@@ -89,12 +89,15 @@ fn get_or_insert(c: &mut Criterion) {
     const UNIVERSE: usize = 1_000_000;
     const CAPACITY: usize = UNIVERSE / 10;
     let keys = zipf_keys(UNIVERSE, 0.99, 1 << 20, 12);
-    let key = |i: u64| keys[(i as usize) & ((1 << 20) - 1)];
     let load = |key: u64| key ^ 0x5555;
 
     let ours: infra_cache::Cache<u64, u64> = infra_cache::Cache::new(CAPACITY as u64);
     let moka = moka::sync::Cache::<u64, u64>::new(CAPACITY as u64);
     let quick = quick_cache::sync::Cache::<u64, u64>::new(CAPACITY);
+    let ours_call = |k: u64| ours.get_or_insert_with(k, || load(k));
+    let moka_call = |k: u64| moka.get_with(k, || load(k));
+    let quick_call =
+        |k: u64| quick.get_or_insert_with(&k, || Ok::<u64, std::convert::Infallible>(load(k))).unwrap_or_default();
     // Steady state before measuring: 16 passes of the stream fill each cache and settle its policy (a
     // young infra-cache misses ~15% more for its first 14 passes of this stream, docs/cache.md), so the
     // figure does not depend on how many iterations criterion's warm-up happens to run. One pass in
@@ -102,41 +105,31 @@ fn get_or_insert(c: &mut Criterion) {
     let settling_passes = if std::env::args().any(|arg| arg == "--bench") { 16 } else { 1 };
     for _ in 0..settling_passes {
         for &k in &keys {
-            ours.get_or_insert_with(k, || load(k));
-            moka.get_with(k, || load(k));
-            let _ = quick.get_or_insert_with(&k, || Ok::<u64, std::convert::Infallible>(load(k)));
+            ours_call(k);
+            moka_call(k);
+            quick_call(k);
         }
     }
 
-    // Each routine's position in the stream lives outside it: criterion calls a routine once per sample
-    // (and per warm-up step), and a counter declared inside would restart every sample at the stream's
-    // first key, measuring replays of the stream's first few hundred thousand keys instead of the stream.
     let mut group = c.benchmark_group("cache_get_or_insert");
-    let mut i = 0u64;
-    group.bench_function("infra", |b| {
-        b.iter(|| {
-            i += 1;
-            let k = key(i);
-            ours.get_or_insert_with(k, || load(k))
-        })
-    });
-    let mut i = 0u64;
-    group.bench_function("moka", |b| {
-        b.iter(|| {
-            i += 1;
-            let k = key(i);
-            moka.get_with(k, || load(k))
-        })
-    });
-    let mut i = 0u64;
-    group.bench_function("quick_cache", |b| {
-        b.iter(|| {
-            i += 1;
-            let k = key(i);
-            quick.get_or_insert_with(&k, || Ok::<u64, std::convert::Infallible>(load(k))).unwrap_or_default()
-        })
-    });
+    bench_calls(&mut group, "infra", &keys, ours_call);
+    bench_calls(&mut group, "moka", &keys, moka_call);
+    bench_calls(&mut group, "quick_cache", &keys, quick_call);
     group.finish();
+}
+
+/// One implementation's calls over the key stream (a power of two long), one key a call. The position
+/// in the stream lives outside the routine: criterion calls a routine once per sample (and per warm-up
+/// step), and a counter declared inside would restart every sample at the stream's first key, measuring
+/// replays of the stream's first few hundred thousand keys instead of the stream.
+fn bench_calls(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, keys: &[u64], call: impl Fn(u64) -> u64) {
+    let mut position = 0usize;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            position += 1;
+            call(keys[position & (keys.len() - 1)])
+        })
+    });
 }
 
 criterion_group!(benches, read_hits, get_or_insert);

@@ -19,7 +19,7 @@
 //!   misses in 40 million: the maintenance thread's timing moves a climber sample now and then);
 //!   `STREAM` (default 12, the benchmark's) draws another Zipf stream, to check that a policy change is
 //!   not tuned to one stream. Under `valgrind --tool=callgrind` the whole program's instruction count is
-//!   deterministic (1,851 million for `goi ours 4` with `SEED=7` on 2026-12-07; the hit path
+//!   deterministic (1,857 million for `goi ours 4` with `SEED=7` on 2026-12-07; the hit path
 //!   is inlined into this program's loop, so count the whole program, or the miss path alone with
 //!   `--toggle-collect='*load_missed*'`; compare two builds of this example, as inlining moves counts
 //!   between programs); under `--tool=cachegrind
@@ -36,9 +36,9 @@
 #![allow(clippy::print_stdout)]
 
 use std::convert::Infallible;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use infra_benches::replay::{self, seeded};
+use infra_benches::replay::{self, Ours, seeded};
 use infra_benches::traces;
 use infra_benches::workload::{scatter, zipf_keys};
 
@@ -74,42 +74,78 @@ fn arc(seeds: u64) {
     }
 }
 
-/// `get_or_insert_with` over the criterion benchmark's stream: misses and time per pass.
-fn get_or_insert(quick: bool, passes: u64, seed: u64) {
+/// The criterion benchmark's `get_or_insert_with` workload (Zipf 0.99 over 1,000,000 keys, room for a
+/// tenth) with a cache of each kind, so that `goi` and `duel` run exactly the same passes.
+struct GetOrInsert {
+    keys: Vec<u64>,
+    ours: Ours,
+    theirs: quick_cache::sync::Cache<u64, u64>,
+    their_misses: u64,
+    checksum: u64,
+}
+
+impl GetOrInsert {
     const UNIVERSE: usize = 1_000_000;
-    // The benchmark's stream is seed 12; `STREAM` draws another.
-    let stream = std::env::var("STREAM").ok().and_then(|value| value.parse().ok()).unwrap_or(12);
-    let keys = zipf_keys(UNIVERSE, 0.99, 1 << 20, stream);
-    let ours = seeded(UNIVERSE as u64 / 10, seed);
-    let theirs = quick_cache::sync::Cache::<u64, u64>::new(UNIVERSE / 10);
-    let mut their_misses = 0u64;
-    let mut checksum = 0u64;
-    let mut total = std::time::Duration::ZERO;
-    for pass in 0..=passes {
-        let misses_before = if quick { their_misses } else { ours.stats().misses };
+
+    /// The workload over Zipf stream `stream` (the benchmark's is 12), our hasher seeded with `seed`.
+    fn new(stream: u64, seed: u64) -> Self {
+        GetOrInsert {
+            keys: zipf_keys(Self::UNIVERSE, 0.99, 1 << 20, stream),
+            ours: seeded(Self::UNIVERSE as u64 / 10, seed),
+            theirs: quick_cache::sync::Cache::new(Self::UNIVERSE / 10),
+            their_misses: 0,
+            checksum: 0,
+        }
+    }
+
+    /// Misses so far, ours or quick_cache's.
+    fn misses(&self, quick: bool) -> u64 {
+        if quick { self.their_misses } else { self.ours.stats().misses }
+    }
+
+    /// One pass of the stream through ours or quick_cache; returns its time.
+    fn pass(&mut self, quick: bool) -> Duration {
         let started = Instant::now();
-        for &key in &keys {
-            checksum = checksum.wrapping_add(if quick {
-                theirs
+        let their_misses = &mut self.their_misses;
+        for &key in &self.keys {
+            self.checksum = self.checksum.wrapping_add(if quick {
+                self.theirs
                     .get_or_insert_with(&key, || {
-                        their_misses += 1;
+                        *their_misses += 1;
                         Ok::<u64, Infallible>(load(key))
                     })
                     .unwrap_or_default()
             } else {
-                ours.get_or_insert_with(key, || load(key))
+                self.ours.get_or_insert_with(key, || load(key))
             });
         }
-        let took = started.elapsed();
-        let misses = if quick { their_misses } else { ours.stats().misses } - misses_before;
+        started.elapsed()
+    }
+
+    /// Nanoseconds a call of a pass that took `took`.
+    fn per_call(&self, took: Duration) -> f64 {
+        took.as_nanos() as f64 / self.keys.len() as f64
+    }
+}
+
+/// `get_or_insert_with` over the criterion benchmark's stream: misses and time per pass.
+fn get_or_insert(quick: bool, passes: u64, seed: u64) {
+    // `STREAM` draws another stream than the benchmark's.
+    let stream = std::env::var("STREAM").ok().and_then(|value| value.parse().ok()).unwrap_or(12);
+    let mut workload = GetOrInsert::new(stream, seed);
+    let mut total = Duration::ZERO;
+    for pass in 0..=passes {
+        let misses_before = workload.misses(quick);
+        let took = workload.pass(quick);
+        let misses = workload.misses(quick) - misses_before;
         let label = if pass == 0 { "warm-up".to_owned() } else { format!("pass {pass}") };
-        println!("{label}: {misses} misses, {:.1} ns a call", took.as_nanos() as f64 / keys.len() as f64);
+        println!("{label}: {misses} misses, {:.1} ns a call", workload.per_call(took));
         if pass > 0 {
             total += took;
         }
     }
-    let calls = passes.max(1) * keys.len() as u64;
-    println!("after warm-up: {:.1} ns a call (checksum {checksum})", total.as_nanos() as f64 / calls as f64);
+    let calls = passes.max(1) * workload.keys.len() as u64;
+    println!("after warm-up: {:.1} ns a call (checksum {})", total.as_nanos() as f64 / calls as f64, workload.checksum);
 }
 
 /// `get_or_insert_with` over the benchmark's stream, ours and quick_cache taking turns pass by pass in one
@@ -117,36 +153,22 @@ fn get_or_insert(quick: bool, passes: u64, seed: u64) {
 /// from minute to minute, the two passes of a pair run under nearly the same conditions, so the median of
 /// the pairs' ratios is steadier than timings taken minutes apart.
 fn duel(pairs: u64, seed: u64) {
-    const UNIVERSE: usize = 1_000_000;
     const SETTLING_PASSES: u64 = 20;
-    let keys = zipf_keys(UNIVERSE, 0.99, 1 << 20, 12);
-    let ours = seeded(UNIVERSE as u64 / 10, seed);
-    let theirs = quick_cache::sync::Cache::<u64, u64>::new(UNIVERSE / 10);
-    let mut checksum = 0u64;
-    let mut pass = |quick: bool| {
-        let started = Instant::now();
-        for &key in &keys {
-            checksum = checksum.wrapping_add(if quick {
-                theirs.get_or_insert_with(&key, || Ok::<u64, Infallible>(load(key))).unwrap_or_default()
-            } else {
-                ours.get_or_insert_with(key, || load(key))
-            });
-        }
-        started.elapsed().as_nanos() as f64 / keys.len() as f64
-    };
+    let mut workload = GetOrInsert::new(12, seed);
     for _ in 0..SETTLING_PASSES {
-        pass(false);
-        pass(true);
+        workload.pass(false);
+        workload.pass(true);
     }
     let mut ratios = Vec::new();
     for pair in 0..pairs {
-        let (ours_ns, quick_ns) = if pair % 2 == 0 {
-            let ours_ns = pass(false);
-            (ours_ns, pass(true))
-        } else {
-            let quick_ns = pass(true);
-            (pass(false), quick_ns)
-        };
+        // Swapped every pair, so that neither cache always runs right after the other.
+        let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
+        let mut ns = [0.0; 2];
+        for quick in order {
+            let took = workload.pass(quick);
+            ns[usize::from(quick)] = workload.per_call(took);
+        }
+        let [ours_ns, quick_ns] = ns;
         println!(
             "pair {}: ours {ours_ns:.1} ns, quick_cache {quick_ns:.1} ns, quick_cache/ours {:.3}",
             pair + 1,

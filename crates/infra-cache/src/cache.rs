@@ -229,17 +229,18 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.peek_hashed(self.inner.hash_of(key), key)
+        self.look_hashed(self.inner.hash_of(key), key).ok()
     }
 
-    /// [`peek`](Self::peek) with the key's hash already computed.
+    /// [`peek`](Self::peek) with the key's hash already computed, telling on a miss what the lookup
+    /// learned ([`Absence`]).
     #[inline(always)]
-    pub(crate) fn peek_hashed<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    pub(crate) fn look_hashed<Q>(&self, hash: u64, key: &Q) -> Result<V, Absence>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.inner.peek_locked(&self.inner.read(hash), hash, key)
+        self.inner.look_locked(&self.inner.read(hash), hash, key)
     }
 
     /// Whether `key` is present and unexpired; counts neither a hit nor a miss and does not count as
@@ -438,7 +439,7 @@ where
     }
 
     #[inline]
-    pub(crate) fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard<K, V>> {
+    fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard<K, V>> {
         read_lock(&self.cell(hash).shard)
     }
 
@@ -446,25 +447,16 @@ where
         write_lock(&self.cell(hash).shard)
     }
 
-    /// [`peek_locked`](Self::peek_locked), telling on a miss what the lookup learned.
+    /// The read path in a shard the caller has locked (for reading or writing); on a miss, what the
+    /// lookup learned.
     #[inline(always)]
-    pub(crate) fn look_locked(&self, shard: &Shard<K, V>, hash: u64, key: &K) -> Result<V, Absence>
-    where
-        K: Eq,
-        V: Clone,
-    {
-        shard.look(hash, key, || Expiry { now: self.now(), idle: self.time_to_idle, refresh: self.refresh.as_ref() })
-    }
-
-    /// The read path in a shard the caller has locked (for reading or writing).
-    #[inline(always)]
-    pub(crate) fn peek_locked<Q>(&self, shard: &Shard<K, V>, hash: u64, key: &Q) -> Option<V>
+    pub(crate) fn look_locked<Q>(&self, shard: &Shard<K, V>, hash: u64, key: &Q) -> Result<V, Absence>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
         V: Clone,
     {
-        shard.get(hash, key, || Expiry { now: self.now(), idle: self.time_to_idle, refresh: self.refresh.as_ref() })
+        shard.look(hash, key, || Expiry { now: self.now(), idle: self.time_to_idle, refresh: self.refresh.as_ref() })
     }
 
     /// The cache's clock, read.

@@ -419,11 +419,7 @@ where
     #[inline(always)]
     fn first_look(&self, key: &K) -> Result<V, (u64, Absence)> {
         let hash = self.inner.hash_of(key);
-        let looked = {
-            let shard = self.inner.read(hash);
-            self.inner.look_locked(&shard, hash, key)
-        };
-        match looked {
+        match self.look_hashed(hash, key) {
             Ok(value) => {
                 self.inner.counters.hit();
                 Ok(value)

@@ -297,22 +297,11 @@ impl<K, V> Shard<K, V> {
         found.map(|found| (index, found))
     }
 
-    /// The read path: finds the entry, checks its expiry, records the hit, clones the value.
+    /// The read path: finds the entry, checks its expiry, records the hit, clones the value. On a miss,
+    /// tells whether the key is absent (and since which insert) or present but stale.
     ///
     /// `expiry` is called only for entries that can expire (most caches have few or none, and a hit
     /// then reads none of what it gives).
-    #[inline(always)]
-    pub(crate) fn get<'e, Q>(&self, hash: u64, key: &Q, expiry: impl FnOnce() -> Expiry<'e, K>) -> Option<V>
-    where
-        K: Borrow<Q> + 'e,
-        Q: Eq + ?Sized,
-        V: Clone,
-    {
-        self.look(hash, key, expiry).ok()
-    }
-
-    /// [`get`](Self::get), telling on a miss whether the key is absent (and since which insert) or
-    /// present but stale.
     #[inline(always)]
     pub(crate) fn look<'e, Q>(&self, hash: u64, key: &Q, expiry: impl FnOnce() -> Expiry<'e, K>) -> Result<V, Absence>
     where
@@ -951,7 +940,7 @@ mod tests {
             shard.insert(a, a, 0, 1, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
             shard.insert(b, b, 0, 1, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
             // One read: `b` is now estimated at 2 (counted once, read once), `a` at 1.
-            assert_eq!(shard.get(b, &b, || Expiry { now: 0, idle: None, refresh: None }), Some(0));
+            assert_eq!(shard.look(b, &b, || Expiry { now: 0, idle: None, refresh: None }).ok(), Some(0));
             // `c` pushes `b` out of the window; the shard is over its bound, so `b` meets victim `a`.
             shard.insert(c, c, 0, 1, NEVER, NEVER, tuning, Absence::UNKNOWN, &mut removed);
             let mut evicted = Vec::new();
